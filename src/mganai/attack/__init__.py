@@ -1,0 +1,1 @@
+"""The server-side attack: representatives, multi-task discriminator, generator, mGAN-AI and baselines."""

@@ -1,0 +1,137 @@
+"""The GAN attacks: mGAN-AI and its class-level relatives, trained round by round on the server.
+
+One trainer covers three recipes that differ only in which discriminator terms
+the generator must satisfy:
+
+- mGAN-AI: real/fake on representatives + category + client identity (user-level);
+- no-identity: the same without the identity term (and a class-only generator);
+- class-gan (Hitaj-style): the shared model's category term only, no representatives.
+
+Each round the discriminator's trunk is reloaded from the shared model M_t, then
+discriminator and generator take `gan_steps_per_round` alternating steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mganai.attack.bank import RepresentativeBank
+from mganai.attack.discriminator import MultiTaskDiscriminator
+from mganai.attack.generator import ConditionalGenerator
+from mganai.config import AttackConfig
+from mganai.fl.model import Params, SharedCNN, seeded
+from mganai.fl.observers import RoundObservation
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Which terms the generator is trained on."""
+
+    realism: bool  # real/fake against representatives
+    identity: bool  # client identity (generator conditioned on the client)
+
+
+MGANAI = Recipe(realism=True, identity=True)
+NO_IDENTITY = Recipe(realism=True, identity=False)
+CLASS_GAN = Recipe(realism=False, identity=False)
+
+
+class GanAttack:
+    """Observer that trains a conditional generator against a multi-task discriminator."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        shared: SharedCNN,
+        bank: RepresentativeBank | None,
+        num_classes: int,
+        num_clients: int,
+        victim: int,
+        image_shape: tuple[int, int, int],
+        cfg: AttackConfig,
+        seed: int,
+    ):
+        if recipe.realism and bank is None:
+            raise ValueError("a recipe with realism needs a representative bank")
+        self.recipe, self.bank, self.cfg = recipe, bank, cfg
+        self.num_classes, self.num_clients, self.victim = num_classes, num_clients, victim
+        ids = num_clients if recipe.identity else 0
+        self.G = seeded(lambda: ConditionalGenerator(cfg.noise_dim, num_classes, ids, image_shape), seed + 101)
+        self.D = seeded(lambda: MultiTaskDiscriminator(shared, ids), seed + 202)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.head_parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
+        self.rng = torch.Generator().manual_seed(seed * 131 + 7)
+        self.steps_done = 0
+
+    def observe(self, obs: RoundObservation) -> None:
+        if obs.round < self.cfg.start_round:
+            return
+        self.train(obs.global_params, self.cfg.gan_steps_per_round)
+
+    def finish(self, final_params: Params) -> None:
+        """Extra steps on the final shared model, once FL has ended."""
+        self.train(final_params, self.cfg.gan_final_steps)
+
+    def _conditions(self, n: int) -> tuple[Tensor, Tensor, Tensor | None]:
+        z = torch.randn(n, self.cfg.noise_dim, generator=self.rng)
+        c = torch.randint(self.num_classes, (n,), generator=self.rng)
+        if not self.recipe.identity:
+            return z, c, None
+        k = torch.randint(self.num_clients, (n,), generator=self.rng)
+        # Half of every batch is generated as the victim: that is the output we want best.
+        k[: n // 2] = self.victim
+        return z, c, k
+
+    def train(self, shared_params: Params, steps: int) -> None:
+        """`steps` alternating D/G steps with the discriminator trunk taken from `shared_params`."""
+        if steps == 0 or (self.recipe.realism and self.bank is not None and len(self.bank) == 0):
+            return
+        self.D.load_shared(shared_params)
+        self.G.train()
+        n = self.cfg.gan_batch
+        for _ in range(steps):
+            z, c, k = self._conditions(n)
+            fake = self.G(z, c, k)
+            if self.recipe.realism:
+                self._d_step(fake.detach(), n)
+            loss_g = F.cross_entropy(self.D.category(fake), c)
+            if self.recipe.realism:
+                real_logit, id_logits = self.D(fake)
+                loss_g = loss_g + F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+                if self.recipe.identity and id_logits is not None:
+                    loss_g = loss_g + self.cfg.identity_weight * F.cross_entropy(id_logits, k)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+            self.steps_done += 1
+        self.last_loss_g = float(loss_g)
+
+    def _d_step(self, fake: Tensor, n: int) -> None:
+        assert self.bank is not None
+        x, _, owner = self.bank.pool()
+        pick = torch.randint(len(x), (n,), generator=self.rng)
+        real_logit, id_logits = self.D(x[pick])
+        fake_logit, _ = self.D(fake)
+        loss = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+        loss = loss + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
+        if self.recipe.identity and id_logits is not None:
+            loss = loss + F.cross_entropy(id_logits, owner[pick])
+        self.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_d.step()
+        self.last_loss_d = float(loss)
+
+    @torch.no_grad()
+    def generate(self, classes: Tensor, seed: int) -> Tensor:
+        """Samples 'as the victim, class c' for each entry of `classes`."""
+        gen = torch.Generator().manual_seed(seed)
+        z = torch.randn(len(classes), self.cfg.noise_dim, generator=gen)
+        k = torch.full_like(classes, self.victim) if self.recipe.identity else None
+        self.G.eval()
+        out = self.G(z, classes, k)
+        self.G.train()
+        return out

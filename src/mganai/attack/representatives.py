@@ -1,0 +1,89 @@
+"""Data representatives: images whose training gradient points like a client's update.
+
+For every client k the attacker solves, on the model the client received,
+
+    X_k = argmin_X  1 - cos(grad_M L(M; X, y_k), -u_k)  +  tv_weight * TV(X)
+
+with labels y_k read off the update itself (see `present_classes`). All clients are
+solved in one optimisation: per-client gradients come from `vmap(grad(...))` over
+the stacked client models, so N clients cost one batched computation, not N.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+
+from mganai.fl.model import Params
+
+
+def present_classes(update: Params, weight_key: str = "classifier.weight", rel_tol: float = 1e-3) -> Tensor:
+    """Which classes a client trained on, from its update of the last layer: [K, C] bool.
+
+    The classifier sees ReLU features h >= 0, and the cross-entropy gradient of class
+    j's weight row is sum_i (p_ij - [y_i = j]) h_i. For a class absent from the
+    client's data every term is >= 0, so SGD (with or without momentum) only ever
+    lowers that row: its update has no positive entry. A class the client holds
+    pushes some entries up.
+    """
+    dw = update[weight_key]  # [K, C, H]
+    top = dw.amax(dim=2)
+    scale = dw.abs().amax(dim=(1, 2), keepdim=False).clamp_min(1e-12)
+    present = top > rel_tol * scale.unsqueeze(1)
+    # A client always holds at least one class: fall back to the row pushed up most.
+    none = ~present.any(dim=1)
+    if none.any():
+        present[none, top[none].argmax(dim=1)] = True
+    return present
+
+
+def labels_for(present: Tensor, per_client: int) -> Tensor:
+    """`per_client` labels per client cycling over its present classes: [K, R]."""
+    rows = []
+    for mask in present:
+        classes = mask.nonzero().flatten()
+        rows.append(classes[torch.arange(per_client) % len(classes)])
+    return torch.stack(rows)
+
+
+def total_variation(x: Tensor) -> Tensor:
+    """Mean absolute difference between neighbouring pixels."""
+    return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
+
+
+def invert_updates(
+    model: nn.Module,
+    sent: Params,
+    updates: Params,
+    labels: Tensor,
+    image_shape: tuple[int, int, int],
+    steps: int,
+    lr: float,
+    tv_weight: float,
+    generator: torch.Generator,
+) -> Tensor:
+    """Representatives for K clients at once: [K, R, C, H, W] in [-1, 1].
+
+    `sent` and `updates` are stacked over the K clients; `labels` is [K, R].
+    """
+    k, r = labels.shape
+    target = torch.cat([-updates[n].reshape(k, -1) for n in sorted(updates)], dim=1)
+    names = sorted(sent)
+
+    def client_grad(params: Params, x: Tensor, y: Tensor) -> Tensor:
+        g = grad(lambda p: F.cross_entropy(functional_call(model, p, (x,)), y))(params)
+        return torch.cat([g[n].reshape(-1) for n in names])
+
+    grads_of = vmap(client_grad)
+    latent = (-1.0 + 0.3 * torch.randn((k, r, *image_shape), generator=generator)).requires_grad_(True)
+    opt = torch.optim.Adam([latent], lr=lr)
+    for _ in range(steps):
+        x = torch.tanh(latent)
+        g = grads_of(sent, x, labels)
+        loss = (1 - F.cosine_similarity(g, target, dim=1)).sum() + tv_weight * k * total_variation(x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return torch.tanh(latent).detach()

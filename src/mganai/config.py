@@ -1,0 +1,200 @@
+"""Every setting of a run as plain dataclasses, loaded from TOML and validated.
+
+A run is described by one `RunConfig`. The TOML file mirrors it: top-level keys
+for the run, and one table per section (`[data]`, `[fl]`, `[attack]`, `[eval]`).
+Command-line flags override the file. Any problem raises `ConfigError` with one
+line that names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ALL_METHODS = ("mganai-passive", "mganai-active", "class-gan", "no-identity", "representatives")
+
+
+class ConfigError(ValueError):
+    """A setting is missing, unknown or out of range; the message is one line."""
+
+
+@dataclass
+class DataConfig:
+    """Which data, how it is split over clients, and how each client's style looks."""
+
+    dataset: str = "digits"
+    clients: int = 10
+    partition: str = "iid"  # "iid" or "dirichlet"
+    dirichlet_alpha: float = 0.5
+    resolution: int = 16  # embedded digits: 16 or 28
+    holdout: float = 0.2  # share of each client's data kept for evaluation only
+    user_styles: bool = True  # per-client writer style (embedded digits always have it)
+
+
+@dataclass
+class FLConfig:
+    """FedAvg: who trains, how long, and how the updates are combined."""
+
+    rounds: int = 40
+    local_epochs: int = 2
+    batch_size: int = 16
+    lr: float = 0.1
+    momentum: float = 0.9  # local SGD momentum, reset every round
+    client_fraction: float = 1.0
+    engine: str = "vmap"  # "vmap" (all clients in one batched computation) or "loop"
+
+
+@dataclass
+class AttackConfig:
+    """The server-side attack: representatives, GAN and its schedule."""
+
+    victim: int = 0
+    methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
+    start_round: int = 3  # first round whose updates feed the attack
+    reps_per_client: int = 20  # update-inversion images per client per round
+    inversion_steps: int = 60
+    inversion_lr: float = 0.1
+    tv_weight: float = 1e-2
+    gan_steps_per_round: int = 40
+    gan_final_steps: int = 400  # extra GAN steps on the final shared model
+    gan_batch: int = 64
+    gan_lr: float = 2e-3
+    noise_dim: int = 32
+    identity_weight: float = 1.0
+    rep_pool_rounds: int = 10  # rounds of representatives the discriminator keeps
+
+
+@dataclass
+class EvalConfig:
+    """The oracle and how many samples each method is judged on."""
+
+    samples_per_class: int = 20
+    oracle_epochs: int = 60
+    oracle_seed_offset: int = 1000  # oracle seed = run seed + offset: never the attacker's
+
+
+@dataclass
+class RunConfig:
+    """One audit: data, FL, attack and evaluation settings plus run-level options."""
+
+    seed: int = 0
+    out: str = "runs/default"
+    quiet: bool = False
+    data: DataConfig = field(default_factory=DataConfig)
+    fl: FLConfig = field(default_factory=FLConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for metrics.json."""
+        return dataclasses.asdict(self)
+
+
+SECTIONS: dict[str, type] = {"data": DataConfig, "fl": FLConfig, "attack": AttackConfig, "eval": EvalConfig}
+
+
+def _coerce(key: str, value: Any, annotation: Any) -> Any:
+    """Check `value` against a dataclass field annotation (as a string) and convert ints to floats."""
+    kind = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if kind.startswith("list"):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported setting type {kind}")  # pragma: no cover - programming error
+
+
+def _apply(obj: Any, values: dict[str, Any], prefix: str) -> None:
+    """Set dataclass fields from a dict, refusing unknown keys and wrong types."""
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if not prefix and key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"'{key}' must be a table of settings ([{key}]), got {value!r}")
+            _apply(getattr(obj, key), value, f"{key}.")
+        elif key in fields:
+            setattr(obj, key, _coerce(name, value, fields[key].type))
+        else:
+            allowed = ", ".join(sorted(fields))
+            raise ConfigError(f"unknown setting '{name}' (allowed: {allowed})")
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file; a missing or malformed file is a ConfigError."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {str(exc).splitlines()[0]}") from None
+
+
+def build_config(file_values: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Defaults, then the TOML file's values, then flag overrides (dotted keys), validated."""
+    cfg = RunConfig()
+    _apply(cfg, file_values or {}, "")
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.rpartition(".")
+        target = getattr(cfg, section) if section else cfg
+        _apply(target, {key: value}, f"{section}." if section else "")
+    validate(cfg)
+    return cfg
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate(cfg: RunConfig) -> None:
+    """Range and consistency checks; every message names the setting and the allowed values."""
+    d, f, a, e = cfg.data, cfg.fl, cfg.attack, cfg.eval
+    _check(d.clients >= 2, f"data.clients must be at least 2, got {d.clients}")
+    _check(d.partition in ("iid", "dirichlet"), f"data.partition must be 'iid' or 'dirichlet', got {d.partition!r}")
+    _check(d.dirichlet_alpha > 0, f"data.dirichlet_alpha must be > 0, got {d.dirichlet_alpha}")
+    _check(d.resolution in (16, 28, 32, 64), f"data.resolution must be one of 16, 28, 32, 64, got {d.resolution}")
+    _check(0.0 < d.holdout < 0.9, f"data.holdout must be in (0, 0.9), got {d.holdout}")
+    _check(f.rounds >= 1, f"fl.rounds must be at least 1, got {f.rounds}")
+    _check(f.local_epochs >= 1, f"fl.local_epochs must be at least 1, got {f.local_epochs}")
+    _check(f.batch_size >= 1, f"fl.batch_size must be at least 1, got {f.batch_size}")
+    _check(f.lr > 0, f"fl.lr must be > 0, got {f.lr}")
+    _check(0.0 <= f.momentum < 1.0, f"fl.momentum must be in [0, 1), got {f.momentum}")
+    _check(0.0 < f.client_fraction <= 1.0, f"fl.client_fraction must be in (0, 1], got {f.client_fraction}")
+    _check(f.engine in ("vmap", "loop"), f"fl.engine must be 'vmap' or 'loop', got {f.engine!r}")
+    _check(0 <= a.victim < d.clients, f"attack.victim must be in 0..{d.clients - 1} (clients={d.clients}), got {a.victim}")
+    unknown = [m for m in a.methods if m not in ALL_METHODS + ("none",)]
+    _check(not unknown, f"attack.methods: unknown method {', '.join(unknown)!r} (allowed: none, {', '.join(ALL_METHODS)})")
+    _check(bool(a.methods), f"attack.methods must name at least one method (allowed: none, {', '.join(ALL_METHODS)})")
+    _check("none" not in a.methods or a.methods == ["none"], "attack.methods: 'none' cannot be combined with other methods")
+    for name in ("reps_per_client", "inversion_steps", "gan_batch", "noise_dim", "rep_pool_rounds"):
+        _check(getattr(a, name) >= 1, f"attack.{name} must be at least 1, got {getattr(a, name)}")
+    for name in ("gan_steps_per_round", "gan_final_steps", "start_round"):
+        _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
+    for name in ("inversion_lr", "gan_lr"):
+        _check(getattr(a, name) > 0, f"attack.{name} must be > 0, got {getattr(a, name)}")
+    for name in ("tv_weight", "identity_weight"):
+        _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
+    _check(e.samples_per_class >= 1, f"eval.samples_per_class must be at least 1, got {e.samples_per_class}")
+    _check(e.oracle_epochs >= 1, f"eval.oracle_epochs must be at least 1, got {e.oracle_epochs}")

@@ -1,0 +1,1 @@
+"""Evaluation: the oracle and the metrics every method is scored with."""

@@ -1,0 +1,57 @@
+"""Metrics computed the same way for every method: oracle rates and nearest-neighbour SSIM."""
+
+from __future__ import annotations
+
+import torch
+from pytorch_msssim import ssim
+from torch import Tensor
+
+from mganai.data.federated import FederatedDataset
+from mganai.eval.oracle import Oracle
+
+
+def oracle_rates(oracle: Oracle, samples: Tensor, classes: Tensor, victim: int) -> dict[str, float]:
+    """Share of samples the oracle assigns to the victim, to the asked class, and to both."""
+    pid, pcls = oracle.predict(samples)
+    is_victim, is_class = pid == victim, pcls == classes
+    return {
+        "victim_identity_rate": float(is_victim.float().mean()),
+        "class_accuracy": float(is_class.float().mean()),
+        "joint_success": float((is_victim & is_class).float().mean()),
+    }
+
+
+def _ssim_window(size: int) -> int:
+    return 11 if size >= 32 else 7 if size >= 16 else 3
+
+
+@torch.no_grad()
+def nearest_ssim(samples: Tensor, reference: Tensor) -> Tensor:
+    """For each sample, the SSIM of its most similar reference image: [n]."""
+    if len(reference) == 0:
+        return torch.full((len(samples),), float("nan"))
+    win = _ssim_window(samples.shape[-1])
+    best = torch.full((len(samples),), -1.0)
+    for i, s in enumerate(samples):
+        pair = s.unsqueeze(0).expand_as(reference)
+        # data_range 2: images live in [-1, 1]; shift to [0, 2] as SSIM expects non-negative data.
+        best[i] = ssim(pair + 1, reference + 1, data_range=2.0, size_average=False, win_size=win).max()
+    return best
+
+
+def nn_ssim(data: FederatedDataset, samples: Tensor, classes: Tensor, victim: int) -> dict[str, float]:
+    """Nearest-neighbour SSIM of each sample to the victim's real samples of its class, and to others'.
+
+    `nn_ssim_others` averages over the other clients one at a time, so both numbers
+    search among the same number of candidates (one client's samples of a class);
+    searching all other clients at once would favour them by sheer count.
+    """
+    per_client = []
+    for k, client in enumerate(data.clients):
+        scores = torch.zeros(len(samples))
+        for c in classes.unique():
+            mask = classes == c
+            scores[mask] = nearest_ssim(samples[mask], client.x_train[client.y_train == c])
+        per_client.append(scores.nanmean())
+    others = [float(v) for k, v in enumerate(per_client) if k != victim]
+    return {"nn_ssim_victim": float(per_client[victim]), "nn_ssim_others": sum(others) / len(others)}

@@ -1,0 +1,83 @@
+"""The oracle: an independent judge of (client, class), trained on all clients' real data.
+
+It never sees anything of the attack. Its architecture (5x5 convolutions, BatchNorm,
+dropout, two heads) and seed differ from the shared model's, so a generated image
+fools it only by looking like the real thing, not by exploiting the same network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mganai.data.federated import FederatedDataset
+from mganai.fl.model import seeded
+
+
+class OracleNet(nn.Module):
+    """Two-headed CNN: identity over N clients and class over C classes."""
+
+    def __init__(self, channels: int, num_clients: int, num_classes: int, width: int = 32):
+        super().__init__()
+        self.trunk = nn.Sequential(
+            nn.Conv2d(channels, width, 5, padding=2), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.Conv2d(width, width, 5, padding=2), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Dropout(0.3),
+            nn.Linear(2 * width * 16, 128), nn.ReLU(),
+        )
+        self.identity = nn.Linear(128, num_clients)
+        self.category = nn.Linear(128, num_classes)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.trunk(x)
+        return self.identity(h), self.category(h)
+
+
+@dataclass
+class Oracle:
+    """A trained oracle and its held-out accuracies."""
+
+    net: OracleNet
+    heldout_identity_accuracy: float
+    heldout_class_accuracy: float
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, batch: int = 1024) -> tuple[Tensor, Tensor]:
+        """Predicted client and class for each image."""
+        self.net.eval()
+        ids, cls = [], []
+        for i in range(0, len(x), batch):
+            a, b = self.net(x[i : i + batch])
+            ids.append(a.argmax(1))
+            cls.append(b.argmax(1))
+        return torch.cat(ids), torch.cat(cls)
+
+
+def train_oracle(data: FederatedDataset, seed: int, epochs: int, batch: int = 64) -> Oracle:
+    """Train on every client's training split, report accuracy on every client's held-out split."""
+    x, y, owner = data.train()
+    net = seeded(lambda: OracleNet(data.image_shape[0], data.num_clients, data.num_classes), seed)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * -(-len(y) // batch))
+    gen = torch.Generator().manual_seed(seed)
+    net.train()
+    for _ in range(epochs):
+        for idx in torch.randperm(len(y), generator=gen).split(batch):
+            if len(idx) < 2:
+                continue  # BatchNorm needs two samples
+            id_logits, cls_logits = net(x[idx])
+            loss = F.cross_entropy(id_logits, owner[idx]) + F.cross_entropy(cls_logits, y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    oracle = Oracle(net, 0.0, 0.0)
+    xt, yt, ot = data.heldout()
+    pid, pcls = oracle.predict(xt)
+    oracle.heldout_identity_accuracy = float((pid == ot).float().mean())
+    oracle.heldout_class_accuracy = float((pcls == yt).float().mean())
+    return oracle

@@ -1,0 +1,1 @@
+"""FL simulation: shared model, client training engines, FedAvg server and its observers."""
