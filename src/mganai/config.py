@@ -64,6 +64,8 @@ class AttackConfig:
     gan_lr: float = 2e-3
     noise_dim: int = 32
     identity_weight: float = 1.0
+    match_weight: float = 1.0  # weight of the update-matching term of mGAN-AI's generator
+    match_batch: int = 10  # generated samples per client in that term
     rep_pool_rounds: int = 10  # rounds of representatives the discriminator keeps
 
 
@@ -171,6 +173,7 @@ def _check(ok: bool, message: str) -> None:
 def validate(cfg: RunConfig) -> None:
     """Range and consistency checks; every message names the setting and the allowed values."""
     d, f, a, e = cfg.data, cfg.fl, cfg.attack, cfg.eval
+    _check(0 <= cfg.seed < 2**31, f"seed must be in 0..{2**31 - 1}, got {cfg.seed}")
     _check(d.clients >= 2, f"data.clients must be at least 2, got {d.clients}")
     _check(d.partition in ("iid", "dirichlet"), f"data.partition must be 'iid' or 'dirichlet', got {d.partition!r}")
     _check(d.dirichlet_alpha > 0, f"data.dirichlet_alpha must be > 0, got {d.dirichlet_alpha}")
@@ -188,13 +191,13 @@ def validate(cfg: RunConfig) -> None:
     _check(not unknown, f"attack.methods: unknown method {', '.join(unknown)!r} (allowed: none, {', '.join(ALL_METHODS)})")
     _check(bool(a.methods), f"attack.methods must name at least one method (allowed: none, {', '.join(ALL_METHODS)})")
     _check("none" not in a.methods or a.methods == ["none"], "attack.methods: 'none' cannot be combined with other methods")
-    for name in ("reps_per_client", "inversion_steps", "gan_batch", "noise_dim", "rep_pool_rounds"):
+    for name in ("reps_per_client", "inversion_steps", "gan_batch", "noise_dim", "rep_pool_rounds", "match_batch"):
         _check(getattr(a, name) >= 1, f"attack.{name} must be at least 1, got {getattr(a, name)}")
     for name in ("gan_steps_per_round", "gan_final_steps", "start_round"):
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     for name in ("inversion_lr", "gan_lr"):
         _check(getattr(a, name) > 0, f"attack.{name} must be > 0, got {getattr(a, name)}")
-    for name in ("tv_weight", "identity_weight"):
+    for name in ("tv_weight", "identity_weight", "match_weight"):
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     _check(e.samples_per_class >= 1, f"eval.samples_per_class must be at least 1, got {e.samples_per_class}")
     _check(e.oracle_epochs >= 1, f"eval.oracle_epochs must be at least 1, got {e.oracle_epochs}")

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
+from mganai.config import ConfigError
 from mganai.data.federated import ClientData, FederatedDataset
 from mganai.data.partition import holdout_split, partition_indices
 from mganai.data.styles import apply_style, writer_styles
@@ -37,6 +38,11 @@ def load_digits_federated(
     styles = writer_styles(clients, seed)
     out = []
     for k, idx in enumerate(partition_indices(labels, clients, partition, alpha, seed)):
+        if len(idx) < 2:
+            raise ConfigError(
+                f"data: the {partition} split left client {k} with {len(idx)} samples; "
+                "use fewer clients or a larger --alpha"
+            )
         styled = apply_style(images[idx], styles[k])
         x = F.interpolate(styled, size=(resolution, resolution), mode="area") * 2 - 1
         y = torch.from_numpy(labels[idx])

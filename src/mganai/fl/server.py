@@ -84,7 +84,7 @@ class FedAvgSimulator:
         ends = self.train_step(self.model, sent, [c.x_train for c in clients], [c.y_train for c in clients], plan, self.cfg.lr, self.cfg.momentum)
         updates = {n: ends[n] - sent[n] for n in ends}
         counts = torch.tensor([len(c.y_train) for c in clients], dtype=torch.float32)
-        keep = [i for i, k in enumerate(ids) if custom.get(k) is None]
+        keep = [i for i, k in enumerate(ids) if custom.get(k) is None and counts[i] > 0]
         previous = self.params
         if keep:
             pos = torch.tensor(keep)

@@ -1,0 +1,174 @@
+"""The command line end to end: run FL only, config files and flags, errors, help, determinism."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mganai.cli import main
+
+FLAGS = ("--dataset", "--clients", "--victim", "--rounds", "--seed", "--out", "--config", "--methods", "--quiet")
+RUN = ["run", "--rounds", "2", "--clients", "3", "--methods", "none", "--quiet"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_global_state():
+    """`mganai run` switches torch to deterministic kernels process-wide; undo that for other modules."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(deterministic)
+    torch.set_flush_denormal(False)
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _metrics(out: Path) -> dict:
+    return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def basic_run(tmp_path_factory) -> tuple[int, str, Path]:
+    out = tmp_path_factory.mktemp("basic") / "run"
+    code, stdout, _ = _run([*RUN, "--out", str(out)])
+    return code, stdout, out
+
+
+def test_run_writes_metrics_json_with_fl_results(basic_run):
+    code, stdout, out = basic_run
+    assert code == 0
+    m = _metrics(out)
+    assert {"fl", "config", "timing"} <= set(m)
+    acc = m["fl"]["test_accuracy"]
+    assert isinstance(acc, float) and 0.0 <= acc <= 1.0
+    assert m["fl"]["rounds"] == 2
+    assert len(m["fl"]["test_accuracy_per_round"]) == 2
+    assert m["fl"]["test_accuracy_per_round"][-1] == acc
+    assert m["config"]["data"]["clients"] == 3 and m["config"]["attack"]["methods"] == ["none"]
+    assert m["timing"]["total_s"] > 0
+    assert "methods" not in m and "oracle" not in m  # --methods none: FL only
+    assert "FL test accuracy" in stdout and "metrics.json" in stdout
+
+
+def test_same_seed_twice_gives_identical_fl_numbers(basic_run, tmp_path):
+    _, _, first = basic_run
+    code, _, _ = _run([*RUN, "--out", str(tmp_path / "again")])
+    assert code == 0
+    assert _metrics(tmp_path / "again")["fl"] == _metrics(first)["fl"]
+
+
+def test_config_file_is_read_and_flags_override_it(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(
+        'seed = 3\nquiet = true\n[data]\nclients = 4\n[fl]\nrounds = 5\nlocal_epochs = 1\nbatch_size = 32\n'
+        '[attack]\nvictim = 3\nmethods = ["none"]\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    code, _, _ = _run(["run", "--config", str(config), "--rounds", "2", "--out", str(out)])
+    assert code == 0
+    m = _metrics(out)
+    cfg = m["config"]
+    assert cfg["fl"]["rounds"] == 2 and m["fl"]["rounds"] == 2  # the flag wins
+    assert len(m["fl"]["test_accuracy_per_round"]) == 2
+    assert cfg["seed"] == 3 and cfg["quiet"] is True  # from the file
+    assert cfg["data"]["clients"] == 4 and cfg["attack"]["victim"] == 3
+    assert cfg["fl"]["local_epochs"] == 1 and cfg["fl"]["batch_size"] == 32
+    assert cfg["out"] == str(out)
+
+
+@pytest.mark.parametrize(
+    ("args", "mentions"),
+    [
+        (["--victim", "5", "--clients", "3"], "attack.victim"),
+        (["--clients", "1", "--victim", "0"], "data.clients"),
+        (["--rounds", "0"], "fl.rounds"),
+        (["--methods", "mganai,none"], "attack.methods"),
+        (["--resolution", "32"], "resolution"),
+        (["--dataset", "cifar"], "cifar"),
+        (["--config", "does-not-exist.toml"], "does-not-exist.toml"),
+    ],
+)
+def test_bad_input_exits_2_with_one_error_line_and_writes_nothing(tmp_path, args, mentions):
+    out = tmp_path / "out"
+    code, stdout, stderr = _run(["run", *args, "--quiet", "--out", str(out)])
+    assert code == 2
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("mganai: error:") and mentions in lines[0]
+    assert "Traceback" not in stderr and stdout == ""
+    assert not out.exists()
+
+
+def test_invalid_toml_config_exits_2_with_one_error_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[fl\nrounds = 2\n", encoding="utf-8")
+    code, _, stderr = _run(["run", "--config", str(bad), "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert len(stderr.splitlines()) == 1 and stderr.startswith("mganai: error:") and "bad.toml" in stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_help_exits_0_and_lists_every_flag(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in FLAGS:
+        assert flag in text, flag
+
+
+def test_top_level_help_lists_the_run_command(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    assert "run" in capsys.readouterr().out
+
+
+# --- as a separate process -----------------------------------------------------------------
+
+
+def _subprocess(args: list[str]) -> subprocess.CompletedProcess:
+    # One intra-op thread, as in conftest: keeps a tiny run fast when the cores are shared.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "mganai", *args], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+
+
+def test_python_dash_m_mganai_runs_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    proc = _subprocess([*RUN, "--out", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    m = _metrics(out)
+    assert m["fl"]["rounds"] == 2 and 0.0 <= m["fl"]["test_accuracy"] <= 1.0
+    assert "FL test accuracy" in proc.stdout
+
+
+def test_python_dash_m_mganai_bad_input_is_one_line_without_traceback(tmp_path):
+    out = tmp_path / "out"
+    proc = _subprocess(["run", "--victim", "5", "--clients", "3", "--out", str(out)])
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("mganai: error:")
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_negative_seed_is_a_one_line_error(tmp_path):
+    out = tmp_path / "out"
+    code, _, stderr = _run(["run", "--seed", "-1", "--rounds", "1", "--clients", "2", "--methods", "none", "--quiet",
+                            "--out", str(out)])
+    assert code == 2 and stderr.startswith("mganai: error:") and "seed" in stderr
+    assert not out.exists()
