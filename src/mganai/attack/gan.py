@@ -13,6 +13,7 @@ discriminator and generator take `gan_steps_per_round` alternating steps.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +23,7 @@ from torch import Tensor
 from mganai.attack.bank import RepresentativeBank
 from mganai.attack.discriminator import MultiTaskDiscriminator
 from mganai.attack.generator import ConditionalGenerator
+from mganai.attack.representatives import labels_for, present_classes, update_match_loss
 from mganai.config import AttackConfig
 from mganai.fl.model import Params, SharedCNN, seeded
 from mganai.fl.observers import RoundObservation
@@ -33,9 +35,10 @@ class Recipe:
 
     realism: bool  # real/fake against representatives
     identity: bool  # client identity (generator conditioned on the client)
+    update_match: bool = False  # generated batches must reproduce each client's update
 
 
-MGANAI = Recipe(realism=True, identity=True)
+MGANAI = Recipe(realism=True, identity=True, update_match=True)
 NO_IDENTITY = Recipe(realism=True, identity=False)
 CLASS_GAN = Recipe(realism=False, identity=False)
 
@@ -61,15 +64,21 @@ class GanAttack:
         self.num_classes, self.num_clients, self.victim = num_classes, num_clients, victim
         ids = num_clients if recipe.identity else 0
         self.G = seeded(lambda: ConditionalGenerator(cfg.noise_dim, num_classes, ids, image_shape), seed + 101)
+        self.G_shape = image_shape
         self.D = seeded(lambda: MultiTaskDiscriminator(shared, ids), seed + 202)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.head_parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
         self.rng = torch.Generator().manual_seed(seed * 131 + 7)
+        self.shared = shared
+        self.rounds: deque[tuple[Params, Params, Tensor, Tensor]] = deque(maxlen=cfg.rep_pool_rounds)
         self.steps_done = 0
 
     def observe(self, obs: RoundObservation) -> None:
         if obs.round < self.cfg.start_round:
             return
+        if self.recipe.update_match:
+            labels = labels_for(present_classes(obs.updates), self.cfg.match_batch)
+            self.rounds.append((obs.sent, obs.updates, labels, torch.tensor(obs.client_ids)))
         self.train(obs.global_params, self.cfg.gan_steps_per_round)
 
     def finish(self, final_params: Params) -> None:
@@ -104,11 +113,24 @@ class GanAttack:
                 loss_g = loss_g + F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
                 if self.recipe.identity and id_logits is not None:
                     loss_g = loss_g + self.cfg.identity_weight * F.cross_entropy(id_logits, k)
+            if self.recipe.update_match and self.rounds and self.cfg.match_weight > 0:
+                loss_g = loss_g + self.cfg.match_weight * self._match_loss()
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
             self.steps_done += 1
         self.last_loss_g = float(loss_g)
+
+    def _match_loss(self) -> Tensor:
+        """Generate a batch per client of a kept round; its gradient must point like that client's update."""
+        sent, updates, labels, ids = self.rounds[int(torch.randint(len(self.rounds), (1,), generator=self.rng))]
+        k, r = labels.shape
+        z = torch.randn(k * r, self.cfg.noise_dim, generator=self.rng)
+        images = self.G(z, labels.flatten(), ids.repeat_interleave(r)).view(k, r, *self.G_shape)
+        per_client = update_match_loss(self.shared, sent, updates, images, labels)
+        victim = (ids == self.victim).float()
+        # The victim's term counts as much as all the others together: its data is the target.
+        return per_client.mean() + (per_client * victim).sum()
 
     def _d_step(self, fake: Tensor, n: int) -> None:
         assert self.bank is not None

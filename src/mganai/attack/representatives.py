@@ -53,6 +53,24 @@ def total_variation(x: Tensor) -> Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
 
+def update_match_loss(model: nn.Module, sent: Params, updates: Params, images: Tensor, labels: Tensor) -> Tensor:
+    """Per-client 1 - cos(grad of the loss on `images`, -update): [K].
+
+    `sent`/`updates` are stacked over K clients, `images` is [K, R, C, H, W] and
+    `labels` [K, R]. The K gradients come from one `vmap(grad(...))`, and the result
+    is differentiable in `images` (double backpropagation).
+    """
+    names = sorted(updates)
+    k = labels.shape[0]
+    target = torch.cat([-updates[n].reshape(k, -1) for n in names], dim=1)
+
+    def client_grad(params: Params, x: Tensor, y: Tensor) -> Tensor:
+        g = grad(lambda p: F.cross_entropy(functional_call(model, p, (x,)), y))(params)
+        return torch.cat([g[n].reshape(-1) for n in names])
+
+    return 1 - F.cosine_similarity(vmap(client_grad)(sent, images, labels), target, dim=1)
+
+
 def invert_updates(
     model: nn.Module,
     sent: Params,
@@ -66,24 +84,25 @@ def invert_updates(
 ) -> Tensor:
     """Representatives for K clients at once: [K, R, C, H, W] in [-1, 1].
 
-    `sent` and `updates` are stacked over the K clients; `labels` is [K, R].
+    `sent` and `updates` are stacked over the K clients; `labels` is [K, R]. The
+    images live in a half-resolution latent, bilinearly upsampled: a smoothness
+    prior that keeps the few constraints of one update from being spent on pixel
+    noise.
     """
     k, r = labels.shape
-    target = torch.cat([-updates[n].reshape(k, -1) for n in sorted(updates)], dim=1)
-    names = sorted(sent)
-
-    def client_grad(params: Params, x: Tensor, y: Tensor) -> Tensor:
-        g = grad(lambda p: F.cross_entropy(functional_call(model, p, (x,)), y))(params)
-        return torch.cat([g[n].reshape(-1) for n in names])
-
-    grads_of = vmap(client_grad)
-    latent = (-1.0 + 0.3 * torch.randn((k, r, *image_shape), generator=generator)).requires_grad_(True)
+    c, h, w = image_shape
+    low = (max(4, h // 2), max(4, w // 2))
+    latent = (-1.0 + 0.3 * torch.randn((k * r, c, *low), generator=generator)).requires_grad_(True)
     opt = torch.optim.Adam([latent], lr=lr)
+
+    def images() -> Tensor:
+        up = F.interpolate(torch.tanh(latent), size=(h, w), mode="bilinear", align_corners=False)
+        return up.view(k, r, c, h, w)
+
     for _ in range(steps):
-        x = torch.tanh(latent)
-        g = grads_of(sent, x, labels)
-        loss = (1 - F.cosine_similarity(g, target, dim=1)).sum() + tv_weight * k * total_variation(x)
+        x = images()
+        loss = update_match_loss(model, sent, updates, x, labels).sum() + tv_weight * k * total_variation(x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return torch.tanh(latent).detach()
+    return images().detach()
