@@ -53,12 +53,12 @@ class AttackConfig:
 
     victim: int = 0
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
-    start_round: int = 3  # first round whose updates feed the attack
+    start_round: int = 5  # first round whose updates feed the attack
     reps_per_client: int = 20  # update-inversion images per client per round
-    inversion_steps: int = 60
+    inversion_steps: int = 40
     inversion_lr: float = 0.1
     tv_weight: float = 1e-2
-    gan_steps_per_round: int = 40
+    gan_steps_per_round: int = 25
     gan_final_steps: int = 400  # extra GAN steps on the final shared model
     gan_batch: int = 64
     gan_lr: float = 2e-3
@@ -74,7 +74,7 @@ class EvalConfig:
     """The oracle and how many samples each method is judged on."""
 
     samples_per_class: int = 20
-    oracle_epochs: int = 60
+    oracle_epochs: int = 30
     oracle_seed_offset: int = 1000  # oracle seed = run seed + offset: never the attacker's
 
 

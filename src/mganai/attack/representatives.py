@@ -25,8 +25,10 @@ def present_classes(update: Params, weight_key: str = "classifier.weight", rel_t
     The classifier sees ReLU features h >= 0, and the cross-entropy gradient of class
     j's weight row is sum_i (p_ij - [y_i = j]) h_i. For a class absent from the
     client's data every term is >= 0, so SGD (with or without momentum) only ever
-    lowers that row: its update has no positive entry. A class the client holds
-    pushes some entries up.
+    lowers that row: its update has no positive entry, and an absent class is never
+    reported. A class the client holds pushes some entries up in the steps that see
+    it; over many local steps the other steps can outweigh that, so a rarely seen
+    class may be missed (the representatives then skip it).
     """
     dw = update[weight_key]  # [K, C, H]
     top = dw.amax(dim=2)

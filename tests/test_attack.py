@@ -1,0 +1,146 @@
+"""The attack on tiny configs: labels from updates, batched inversion, GAN training, passive and active."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mganai.attack.active import VictimIsolation
+from mganai.attack.bank import RepresentativeBank
+from mganai.attack.gan import CLASS_GAN, MGANAI, NO_IDENTITY, GanAttack
+from mganai.attack.representatives import invert_updates, labels_for, present_classes, update_match_loss
+from mganai.config import AttackConfig, FLConfig
+from mganai.data.federated import ClientData, FederatedDataset
+from mganai.fl.server import FedAvgSimulator
+
+
+class Recorder:
+    def __init__(self):
+        self.seen = []
+
+    def observe(self, obs):
+        self.seen.append(obs)
+
+
+def tiny_attack(**kw) -> AttackConfig:
+    base = dict(start_round=0, reps_per_client=4, inversion_steps=5, gan_steps_per_round=3, gan_final_steps=0,
+                gan_batch=8, match_batch=2, rep_pool_rounds=2)
+    base.update(kw)
+    return AttackConfig(**base)
+
+
+def _without_classes(data: FederatedDataset, client: int, drop: set[int]) -> FederatedDataset:
+    clients = list(data.clients)
+    c = clients[client]
+    keep = torch.tensor([int(y) not in drop for y in c.y_train])
+    clients[client] = ClientData(c.name, c.x_train[keep], c.y_train[keep], c.x_test, c.y_test)
+    return FederatedDataset(data.name, clients, data.num_classes, data.class_names)
+
+
+def test_present_classes_are_read_from_the_update(small_fed, model, init_params, fl_cfg):
+    data = _without_classes(small_fed, 1, {3, 7})
+    rec = Recorder()
+    FedAvgSimulator(model, init_params, data, fl_cfg, seed=0, observers=[rec]).run()
+    present = present_classes(rec.seen[-1].updates)
+    found = total = 0
+    for k, client in enumerate(data.clients):
+        truth = torch.zeros(10, dtype=torch.bool)
+        truth[client.y_train.unique()] = True
+        assert not (present[k] & ~truth).any(), f"client {k}: an absent class was reported"
+        found += int((present[k] & truth).sum())
+        total += int(truth.sum())
+    assert not present[1, 3] and not present[1, 7]
+    assert found / total >= 0.8, f"found {found} of {total} held classes"
+
+
+def test_labels_cycle_over_present_classes():
+    present = torch.tensor([[True, False, True], [False, True, False]])
+    assert labels_for(present, 4).tolist() == [[0, 2, 0, 2], [1, 1, 1, 1]]
+
+
+def test_batched_inversion_reduces_the_update_mismatch(small_fed, model, init_params, fl_cfg):
+    rec = Recorder()
+    FedAvgSimulator(model, init_params, small_fed, fl_cfg, seed=0, observers=[rec]).run()
+    obs = rec.seen[0]
+    labels = labels_for(present_classes(obs.updates), 4)
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.rand((4, 4, 1, 16, 16), generator=gen) * 2 - 1
+    before = update_match_loss(model, obs.sent, obs.updates, noise, labels)
+    reps = invert_updates(model, obs.sent, obs.updates, labels, (1, 16, 16), 40, 0.1, 0.0, gen)
+    after = update_match_loss(model, obs.sent, obs.updates, reps, labels)
+    assert reps.shape == (4, 4, 1, 16, 16) and reps.abs().max() <= 1
+    assert (after < before).all(), (before, after)
+
+
+def test_identity_head_learns_clients_from_representatives(small_fed, model, init_params, fl_cfg):
+    cfg = tiny_attack(inversion_steps=20)
+    bank = RepresentativeBank(model, (1, 16, 16), 4, cfg, seed=0)
+    rec = Recorder()
+    FedAvgSimulator(model, init_params, small_fed, fl_cfg, seed=0, observers=[bank, rec]).run()
+    gan = GanAttack(MGANAI, model, bank, 10, 4, 0, (1, 16, 16), cfg, seed=0)
+    gan.D.load_shared(rec.seen[-1].global_params)
+    x, _, owner = bank.pool()
+    opt = torch.optim.Adam(gan.D.head_parameters(), lr=1e-2)
+    for _ in range(150):
+        loss = F.cross_entropy(gan.D(x)[1], owner)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    acc = (gan.D(x)[1].argmax(1) == owner).float().mean()
+    assert acc > 0.9  # chance is 0.25
+
+
+def test_generator_class_loss_decreases(small_fed, model, init_params, fl_cfg):
+    cfg = tiny_attack()
+    rec = Recorder()
+    FedAvgSimulator(model, init_params, small_fed, FLConfig(rounds=3, batch_size=8, engine="loop"), 0, [rec]).run()
+    gan = GanAttack(CLASS_GAN, model, None, 10, 4, 0, (1, 16, 16), cfg, seed=0)
+    classes = torch.arange(10).repeat(4)
+
+    def class_loss():
+        gan.D.load_shared(rec.seen[-1].global_params)
+        return float(F.cross_entropy(gan.D.category(gan.generate(classes, seed=1)), classes))
+
+    before = class_loss()
+    gan.train(rec.seen[-1].global_params, 60)
+    assert class_loss() < before
+
+
+def test_generated_samples_have_the_data_shape(small_fed, model, init_params, fl_cfg):
+    cfg = tiny_attack()
+    bank = RepresentativeBank(model, (1, 16, 16), 4, cfg, seed=0)
+    gans = [GanAttack(r, model, bank, 10, 4, 2, (1, 16, 16), cfg, seed=0) for r in (MGANAI, NO_IDENTITY, CLASS_GAN)]
+    FedAvgSimulator(model, init_params, small_fed, fl_cfg, seed=0, observers=[bank, *gans]).run()
+    for gan in gans:
+        out = gan.generate(torch.arange(10), seed=3)
+        assert out.shape == (10, 1, 16, 16) and out.abs().max() <= 1 and gan.steps_done == 2 * cfg.gan_steps_per_round
+
+
+def test_passive_attack_leaves_fl_bit_identical(small_fed, model, init_params, fl_cfg):
+    plain = FedAvgSimulator(model, init_params, small_fed, fl_cfg, seed=0).run()
+    cfg = tiny_attack()
+    bank = RepresentativeBank(model, (1, 16, 16), 4, cfg, seed=0)
+    gans = [GanAttack(r, model, bank, 10, 4, 0, (1, 16, 16), cfg, seed=0) for r in (MGANAI, NO_IDENTITY, CLASS_GAN)]
+    attacked = FedAvgSimulator(model, init_params, small_fed, fl_cfg, seed=0, observers=[bank, *gans]).run()
+    assert all(gan.steps_done > 0 for gan in gans)
+    for name in plain.final_params:
+        assert torch.equal(plain.final_params[name], attacked.final_params[name]), name
+    assert plain.test_accuracy == attacked.test_accuracy
+
+
+def test_active_isolation_sends_the_victim_its_own_model(small_fed, model, init_params):
+    cfg = FLConfig(rounds=3, local_epochs=1, batch_size=8, lr=0.05, engine="loop")
+    iso = VictimIsolation(victim=2, start_round=1)
+    rec = Recorder()
+    FedAvgSimulator(model, init_params, small_fed, cfg, seed=0, observers=[iso, rec], dispatcher=iso).run()
+    r0, r1, r2 = rec.seen
+    assert 2 in r0.aggregated  # before isolation the victim is a normal client
+    # Round 1: the victim gets the shared model it branched from; round 2: that plus its own round-1 update only.
+    for name in r1.global_params:
+        assert torch.equal(r1.sent_to(2)[name], r1.global_params[name])
+        expected = r1.global_params[name] + r1.update_of(2)[name]
+        assert torch.equal(r2.sent_to(2)[name], expected)
+        assert not torch.equal(r2.sent_to(2)[name], r2.global_params[name])
+        assert torch.equal(r2.sent_to(0)[name], r2.global_params[name])
+    assert 2 not in r1.aggregated and 2 not in r2.aggregated
+    assert iso.sent_rounds == [1, 2]
