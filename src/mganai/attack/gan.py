@@ -110,7 +110,8 @@ class GanAttack:
             loss_g = F.cross_entropy(self.D.category(fake), c)
             if self.recipe.realism:
                 real_logit, id_logits = self.D(fake)
-                loss_g = loss_g + F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+                realism = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+                loss_g = loss_g + self.cfg.realism_weight * realism
                 if self.recipe.identity and id_logits is not None:
                     loss_g = loss_g + self.cfg.identity_weight * F.cross_entropy(id_logits, k)
             if self.recipe.update_match and self.rounds and self.cfg.match_weight > 0:

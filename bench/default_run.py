@@ -1,0 +1,32 @@
+"""Benchmark: the default `mganai run` end to end (FL + all five methods + evaluation).
+
+Prints wall time, peak RSS and the headline metrics. Not a test: the 3-minute
+target of the attack issue is measured here, on whatever machine runs it.
+
+    .venv/bin/python bench/default_run.py [extra mganai run flags...]
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        cmd = [sys.executable, "-m", "mganai", "run", "--quiet", "--out", str(out), *sys.argv[1:]]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        wall = time.perf_counter() - t0
+        metrics = json.loads((out / "metrics.json").read_text())
+    print(f"wall time: {wall:.1f} s (target < 180 s), peak RSS: {metrics['timing']['peak_rss_mb']:.0f} MiB")
+    print(f"phases: {json.dumps({k: round(v, 1) for k, v in metrics['timing'].items()})}")
+
+
+if __name__ == "__main__":
+    main()
