@@ -64,7 +64,8 @@ class AttackConfig:
     gan_lr: float = 2e-3
     noise_dim: int = 32
     identity_weight: float = 1.0
-    realism_weight: float = 1.0  # weight of the real/fake term (real = representatives)
+    realism_weight: float = 0.1  # weight of the real/fake term (real = representatives: noisy, so light)
+    class_weight: float = 1.0  # weight of the category term (the shared model's classifier)
     match_weight: float = 1.0  # weight of the update-matching term of mGAN-AI's generator
     match_batch: int = 10  # generated samples per client in that term
     rep_pool_rounds: int = 10  # rounds of representatives the discriminator keeps
@@ -198,7 +199,7 @@ def validate(cfg: RunConfig) -> None:
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     for name in ("inversion_lr", "gan_lr"):
         _check(getattr(a, name) > 0, f"attack.{name} must be > 0, got {getattr(a, name)}")
-    for name in ("tv_weight", "identity_weight", "match_weight", "realism_weight"):
+    for name in ("tv_weight", "identity_weight", "match_weight", "realism_weight", "class_weight"):
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     _check(e.samples_per_class >= 1, f"eval.samples_per_class must be at least 1, got {e.samples_per_class}")
     _check(e.oracle_epochs >= 1, f"eval.oracle_epochs must be at least 1, got {e.oracle_epochs}")

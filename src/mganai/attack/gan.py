@@ -107,7 +107,7 @@ class GanAttack:
             fake = self.G(z, c, k)
             if self.recipe.realism:
                 self._d_step(fake.detach(), n)
-            loss_g = F.cross_entropy(self.D.category(fake), c)
+            loss_g = self.cfg.class_weight * F.cross_entropy(self.D.category(fake), c)
             if self.recipe.realism:
                 real_logit, id_logits = self.D(fake)
                 realism = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))

@@ -59,6 +59,12 @@ class Oracle:
 
 def train_oracle(data: FederatedDataset, seed: int, epochs: int, batch: int = 64) -> Oracle:
     """Train on every client's training split, report accuracy on every client's held-out split."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # dropout draws from the global RNG: make the oracle independent of what ran before
+        return _train(data, seed, epochs, batch)
+
+
+def _train(data: FederatedDataset, seed: int, epochs: int, batch: int) -> Oracle:
     x, y, owner = data.train()
     net = seeded(lambda: OracleNet(data.image_shape[0], data.num_clients, data.num_classes), seed)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
