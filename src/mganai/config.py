@@ -65,7 +65,7 @@ class AttackConfig:
     noise_dim: int = 32
     identity_weight: float = 1.0
     realism_weight: float = 0.1  # weight of the real/fake term (real = representatives: noisy, so light)
-    class_weight: float = 1.0  # weight of the category term (the shared model's classifier)
+    class_weight: float = 8.0  # weight of the category term (the shared model's classifier)
     match_weight: float = 1.0  # weight of the update-matching term of mGAN-AI's generator
     match_batch: int = 10  # generated samples per client in that term
     rep_pool_rounds: int = 10  # rounds of representatives the discriminator keeps
