@@ -1,7 +1,8 @@
 """What the server shows to its observers each round, and the two roles an observer may play.
 
-A `ServerObserver` only watches: it receives copies, so nothing it does can change
-FL. A `ModelDispatcher` is the explicit power to change FL: the simulator asks it
+A `ServerObserver` only watches: it receives copies of the round's tensors, so
+nothing it does can change FL. (Observers of one round share those copies, in the
+order they were attached; an observer must not edit them for the next.) A `ModelDispatcher` is the explicit power to change FL: the simulator asks it
 which model to send each client (None = the shared model). The active attack is
 given that power; the passive attack and the baselines are not.
 """
