@@ -23,7 +23,6 @@ class RepresentativeBank:
         self.model, self.image_shape, self.cfg = model, image_shape, cfg
         self.history: list[deque[tuple[Tensor, Tensor]]] = [deque(maxlen=cfg.rep_pool_rounds) for _ in range(num_clients)]
         self.generator = torch.Generator().manual_seed(seed * 31 + 11)
-        self.latest_round: dict[int, int] = {}
         self._pool: tuple[Tensor, Tensor, Tensor] | None = None
 
     def observe(self, obs: RoundObservation) -> None:
@@ -36,7 +35,6 @@ class RepresentativeBank:
         )
         for i, k in enumerate(obs.client_ids):
             self.history[k].append((reps[i], labels[i]))
-            self.latest_round[k] = obs.round
         self._pool = None
 
     def client(self, k: int) -> tuple[Tensor, Tensor]:

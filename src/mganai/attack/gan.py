@@ -120,7 +120,6 @@ class GanAttack:
             loss_g.backward()
             self.opt_g.step()
             self.steps_done += 1
-        self.last_loss_g = float(loss_g.detach())
 
     def _match_loss(self) -> Tensor:
         """Generate a batch per client of a kept round; its gradient must point like that client's update."""
@@ -146,7 +145,6 @@ class GanAttack:
         self.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_d.step()
-        self.last_loss_d = float(loss.detach())
 
     @torch.no_grad()
     def generate(self, classes: Tensor, seed: int) -> Tensor:
