@@ -41,7 +41,7 @@ class FLConfig:
     rounds: int = 40
     local_epochs: int = 2
     batch_size: int = 16
-    lr: float = 0.1
+    lr: float = 0.05
     momentum: float = 0.9  # local SGD momentum, reset every round
     client_fraction: float = 1.0
     engine: str = "vmap"  # "vmap" (all clients in one batched computation) or "loop"
