@@ -268,7 +268,8 @@ def test_compare_puts_two_runs_in_one_table_and_plot(run_a, run_b, tmp_path):
         assert re.search(rf"^{label}\s", stdout, re.M), label
     for name in ALL_METHODS:
         assert name in stdout
-    assert "mean ± sd (2 runs)" in stdout  # mganai-passive and class-gan are in both
+    assert re.search(r"^mean of 2 runs\s+mganai-passive", stdout, re.M)  # in both runs: averaged
+    assert re.search(r"^mean of 2 runs\s+class-gan", stdout, re.M) and "mean of 1 run" not in stdout
     with (dest / "compare.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(ALL_METHODS) + 2

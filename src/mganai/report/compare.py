@@ -88,7 +88,7 @@ def summary_rows(cmp: Comparison) -> list[dict[str, Any]]:
         rows = [r for r in cmp.rows if r["method"] == name]
         if len(rows) < 2:
             continue
-        row: dict[str, Any] = {"run": f"mean ± sd ({len(rows)} runs)", "method": name}
+        row: dict[str, Any] = {"run": f"mean of {len(rows)} runs", "method": name}
         for col in COLUMNS:
             vals = [r[col.key] for r in rows if is_number(r.get(col.key))]
             row[col.key] = statistics.fmean(vals) if vals else float("nan")
@@ -99,10 +99,12 @@ def summary_rows(cmp: Comparison) -> list[dict[str, Any]]:
 
 def text_table(cmp: Comparison) -> str:
     """The table for the terminal."""
-    head = f"{'run':<20}{'method':<17}" + "".join(f"{c.label[:14]:>16}" for c in COLUMNS)
+    width = max([len(label) for label in cmp.labels] + [len("mean of 99 runs")]) + 2
+    head = f"{'run':<{width}}{'method':<17}" + "".join(f"{c.short:>12}" for c in COLUMNS)
     lines = [head]
     for r in cmp.rows + summary_rows(cmp):
-        lines.append(f"{r['run'][:19]:<20}{r['method']:<17}" + "".join(f"{fmt(r.get(c.key), c.kind):>16}" for c in COLUMNS))
+        cells = "".join(f"{fmt(r.get(c.key), c.kind):>12}" for c in COLUMNS)
+        lines.append(f"{r['run']:<{width}}{r['method']:<17}{cells}")
     if len(lines) == 1:
         lines.append("(no attack methods in these runs)")
     return "\n".join(lines)

@@ -43,7 +43,7 @@ def environment() -> jinja2.Environment:
     )
     env.filters["fmt"] = fmt
     env.filters["pct"] = lambda v: f"{100 * v:.1f}%" if is_number(v) else "—"
-    env.filters["sd"] = lambda v, kind: "" if not is_number(v) else f"{100 * v:.1f} pts" if kind == "cost" else f"{v:.3f}"
+    env.filters["sd"] = lambda v, kind: "" if not is_number(v) else f"{100 * v:.1f}" if kind == "cost" else f"{v:.3f}"
     return env
 
 

@@ -30,17 +30,21 @@ class Column:
     better: str | None  # "max", "min" or None (shown, not ranked)
     kind: str = "rate"  # "rate" (0..1), "ssim" or "cost" (accuracy points lost)
     help: str = ""
+    short: str = ""  # header in the terminal table
 
 
 COLUMNS = (
-    Column("victim_identity_rate", "victim identity", "max", help="share the oracle attributes to the victim"),
-    Column("class_accuracy", "class accuracy", "max", help="share the oracle assigns to the asked class"),
-    Column("joint_success", "joint success", "max", help="victim and asked class at once: the headline"),
-    Column("nn_ssim_victim", "NN-SSIM victim", "max", "ssim", "similarity to the nearest real victim sample"),
-    Column("nn_ssim_others", "NN-SSIM others", None, "ssim", "same, to other clients' samples (context)"),
-    Column("ssim_gap", "SSIM gap v−o", "max", "ssim", "victim minus others: closer to the victim than to others?"),
-    Column("fl_accuracy_cost", "FL accuracy lost", "min", "cost", "shared-model test accuracy lost vs. no attack"),
-    Column("victim_accuracy_cost", "victim accuracy lost", "min", "cost", "the victim's own accuracy lost"),
+    Column("victim_identity_rate", "victim identity", "max", help="share the oracle attributes to the victim",
+           short="identity"),
+    Column("class_accuracy", "class accuracy", "max", help="share the oracle assigns to the asked class", short="class"),
+    Column("joint_success", "joint success", "max", help="victim and asked class at once: the headline", short="joint"),
+    Column("nn_ssim_victim", "NN-SSIM victim", "max", "ssim", "similarity to the nearest real victim sample", "ssim(v)"),
+    Column("nn_ssim_others", "NN-SSIM others", None, "ssim", "same, to other clients' samples (context)", "ssim(o)"),
+    Column("ssim_gap", "SSIM gap v−o", "max", "ssim", "victim minus others: closer to the victim than to others?", "gap"),
+    Column("fl_accuracy_cost", "FL accuracy lost", "min", "cost", "shared-model test accuracy lost vs. no attack",
+           "FL lost"),
+    Column("victim_accuracy_cost", "victim accuracy lost", "min", "cost", "the victim's own accuracy lost",
+           "victim lost"),
 )
 
 
