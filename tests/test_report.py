@@ -24,7 +24,7 @@ from mganai.cli import main
 from mganai.config import ALL_METHODS, DataConfig
 from mganai.data import load_dataset
 from mganai.report.grids import to_uint8
-from mganai.report.tables import COLUMNS, best_marks, fmt
+from mganai.report.tables import COLUMNS, best_marks, fmt, verdict
 
 TINY = """
 seed = 3
@@ -174,7 +174,7 @@ def test_grid_shows_the_victim_beside_the_method_beside_another_client(run_a):
 def test_representatives_of_several_clients_are_shown(run_a):
     metrics = json.loads((run_a / "metrics.json").read_text())
     reps = metrics["artefacts"]["representatives"]
-    assert [r["client"] for r in reps][0] == 1 and len({r["client"] for r in reps}) == 3  # victim first, all 3
+    assert reps[0]["client"] == 1 and len({r["client"] for r in reps}) == 3  # victim first, all 3
     html = (run_a / "report.html").read_text(encoding="utf-8")
     for r in reps:
         assert base64.b64encode((run_a / r["file"]).read_bytes()).decode() in html
@@ -265,11 +265,11 @@ def test_compare_puts_two_runs_in_one_table_and_plot(run_a, run_b, tmp_path):
     code, stdout, err = _run(["compare", str(run_a), str(run_b), "--out", str(dest)])
     assert code == 0, err
     for label in ("a", "b"):
-        assert re.search(rf"^{label}\s", stdout, re.M), label
+        assert re.search(rf"^{label}\s", stdout, re.MULTILINE), label
     for name in ALL_METHODS:
         assert name in stdout
-    assert re.search(r"^mean of 2 runs\s+mganai-passive", stdout, re.M)  # in both runs: averaged
-    assert re.search(r"^mean of 2 runs\s+class-gan", stdout, re.M) and "mean of 1 run" not in stdout
+    assert re.search(r"^mean of 2 runs\s+mganai-passive", stdout, re.MULTILINE)  # in both runs: averaged
+    assert re.search(r"^mean of 2 runs\s+class-gan", stdout, re.MULTILINE) and "mean of 1 run" not in stdout
     with (dest / "compare.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(ALL_METHODS) + 2
@@ -285,7 +285,8 @@ def test_compare_puts_two_runs_in_one_table_and_plot(run_a, run_b, tmp_path):
 
 def test_best_marks_follow_each_columns_direction():
     rows = {
-        "a": {"joint_success": 0.5, "fl_accuracy_cost": 0.02, "nn_ssim_others": 0.9, "victim_accuracy_cost": float("nan")},
+        "a": {"joint_success": 0.5, "fl_accuracy_cost": 0.02, "nn_ssim_others": 0.9,
+              "victim_accuracy_cost": float("nan")},
         "b": {"joint_success": 0.5, "fl_accuracy_cost": 0.0, "nn_ssim_others": 0.1, "victim_accuracy_cost": 0.1},
         "c": {"joint_success": 0.2, "fl_accuracy_cost": 0.0, "nn_ssim_others": 0.5, "victim_accuracy_cost": 0.3},
     }
@@ -331,3 +332,32 @@ def test_real_browser_renders_the_embedded_images(run_a, tmp_path):
     assert Image.open(shot).size == (1280, 2400)
     real, none = _dark_share(shot), _dark_share(control)
     assert real > 0.02 and none < 0.002, (real, none)
+
+
+def _metrics(per_round: list[float], **methods: dict) -> dict:
+    return {"config": {"data": {"clients": 10}, "attack": {"victim": 2}}, "fl": {"test_accuracy_per_round": per_round},
+            "methods": methods}
+
+
+def _scores(joint: float, identity: float, fl_cost: float = 0.0, ssim: float = 0.3) -> dict:
+    return {"joint_success": joint, "victim_identity_rate": identity, "class_accuracy": 0.9, "nn_ssim_victim": ssim,
+            "fl_test_accuracy": 0.9 - fl_cost, "fl_accuracy_cost": fl_cost, "victim_accuracy_cost": 0.0}
+
+
+def test_verdict_names_the_most_leaking_method_its_size_and_cost():
+    text = " ".join(verdict(_metrics([0.5, 0.9], **{
+        "mganai-passive": _scores(0.42, 0.6), "mganai-active": _scores(0.3, 0.8, fl_cost=0.021),
+        "class-gan": _scores(0.05, 0.1)})))
+    assert text.startswith("Most leakage: mganai-passive. 42.0% ") and "client 2" in text and "1/10 = 10.0%" in text
+    assert "(unchanged vs. no attack)" in text  # passive: FL untouched
+    assert "active variant" in text and "shared-model accuracy −2.1 pts" in text
+    assert "class-level GAN" in text and "5.0%" in text and "Warning" not in text
+
+
+def test_verdict_warns_about_diverged_fl_and_invalid_images():
+    lines = verdict(_metrics([0.5, 0.8, 0.1], **{"class-gan": _scores(0.1, 1.0, ssim=float("nan")),
+                                                 "representatives": _scores(0.05, 0.2)}))
+    warnings = [line for line in lines if line.startswith("Warning")]
+    assert len(warnings) == 2
+    assert "diverged" in warnings[0] and "80.0% in round 2" in warnings[0] and "10.0%" in warnings[0]
+    assert "class-gan" in warnings[1] and "representatives" not in warnings[1]

@@ -225,7 +225,9 @@ def method_grid(data: FederatedDataset, victim: int, other: int, samples: Tensor
     return panel_grid([rows[0], class_rows(samples, classes, data.num_classes, cols), rows[1]])
 
 
-def save_representatives(out: Path, data: FederatedDataset, bank: RepresentativeBank, victim: int) -> list[dict[str, Any]]:
+def save_representatives(
+    out: Path, data: FederatedDataset, bank: RepresentativeBank, victim: int
+) -> list[dict[str, Any]]:
     """Per shown client (victim first, up to 4): its newest representatives | its real samples, one PNG each."""
     shown = [(victim + i) % data.num_clients for i in range(min(4, data.num_clients))]
     files = []

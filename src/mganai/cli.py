@@ -66,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report",
         help="re-render OUT/report.html from OUT/metrics.json and the saved images (no retraining)",
-        description="Re-render OUT/report.html (and its plots) from a finished run's metrics.json, curves.csv and PNGs.",
+        description="Re-render OUT/report.html (and its plots) from a finished run's metrics.json, "
+        "curves.csv and PNGs.",
     )
     report.add_argument("out", metavar="OUT", help="output directory of 'mganai run'")
     compare = sub.add_parser(
@@ -75,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Compare finished runs: prints one table and writes DIR/compare.html, compare.csv and compare.png.",
     )
     compare.add_argument("runs", nargs="+", metavar="OUT", help="output directories of 'mganai run'")
-    compare.add_argument("--out", default="runs/compare", metavar="DIR", help="where to write the comparison (default runs/compare)")
+    compare.add_argument(
+        "--out", default="runs/compare", metavar="DIR", help="where to write the comparison (default runs/compare)"
+    )
     return p
 
 

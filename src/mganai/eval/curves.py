@@ -46,7 +46,9 @@ class CurvePoint:
 class CurveProbe:
     """Observer that scores every attached sampler on a fixed request every `every` rounds."""
 
-    def __init__(self, oracle: Oracle, victim: int, num_classes: int, per_class: int, seed: int, every: int, rounds: int):
+    def __init__(
+        self, oracle: Oracle, victim: int, num_classes: int, per_class: int, seed: int, every: int, rounds: int
+    ):
         self.oracle, self.victim, self.seed, self.every, self.rounds = oracle, victim, seed, every, rounds
         self.classes = torch.arange(num_classes).repeat_interleave(per_class)
         self.samplers: dict[str, Sampler] = {}

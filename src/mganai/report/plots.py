@@ -15,11 +15,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 DPI = 100
+PANELS = ("joint_success", "victim_identity_rate")
 
 
 def method_colours(names: Sequence[str]) -> dict[str, str]:
     """One fixed colour per method, by position, shared by every plot of a report."""
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+    palette = [
+        "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    ]
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
 
 
@@ -60,7 +63,7 @@ def attack_curves(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], num
     colours = method_colours(methods)
     fig = Figure(figsize=(10, 3.6), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True)
-    for ax, key, title in zip(axes, ("joint_success", "victim_identity_rate"), ("joint success", "victim identity rate")):
+    for ax, key, title in zip(axes, PANELS, ("joint success", "victim identity rate")):
         for name in methods:
             during = [r for r in rows if r["method"] == name and r["stage"] == "fl"]
             final = [r for r in rows if r["method"] == name and r["stage"] == "final"]
@@ -93,7 +96,7 @@ def compare_bars(runs: Sequence[str], table: Mapping[str, Mapping[str, Mapping[s
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     width = 0.8 / max(1, len(runs))
-    for ax, key, title in zip(axes, ("joint_success", "victim_identity_rate"), ("joint success", "victim identity rate")):
+    for ax, key, title in zip(axes, PANELS, ("joint success", "victim identity rate")):
         for i, run in enumerate(runs):
             xs = [m + (i - (len(runs) - 1) / 2) * width for m in range(len(methods))]
             ys = [table[run].get(name, {}).get(key, float("nan")) for name in methods]

@@ -36,11 +36,14 @@ class Column:
 COLUMNS = (
     Column("victim_identity_rate", "victim identity", "max", help="share the oracle attributes to the victim",
            short="identity"),
-    Column("class_accuracy", "class accuracy", "max", help="share the oracle assigns to the asked class", short="class"),
+    Column("class_accuracy", "class accuracy", "max", help="share the oracle assigns to the asked class",
+           short="class"),
     Column("joint_success", "joint success", "max", help="victim and asked class at once: the headline", short="joint"),
-    Column("nn_ssim_victim", "NN-SSIM victim", "max", "ssim", "similarity to the nearest real victim sample", "ssim(v)"),
+    Column("nn_ssim_victim", "NN-SSIM victim", "max", "ssim", "similarity to the nearest real victim sample",
+           "ssim(v)"),
     Column("nn_ssim_others", "NN-SSIM others", None, "ssim", "same, to other clients' samples (context)", "ssim(o)"),
-    Column("ssim_gap", "SSIM gap v−o", "max", "ssim", "victim minus others: closer to the victim than to others?", "gap"),
+    Column("ssim_gap", "SSIM gap v−o", "max", "ssim", "victim minus others: closer to the victim than to others?",
+           "gap"),
     Column("fl_accuracy_cost", "FL accuracy lost", "min", "cost", "shared-model test accuracy lost vs. no attack",
            "FL lost"),
     Column("victim_accuracy_cost", "victim accuracy lost", "min", "cost", "the victim's own accuracy lost",
@@ -85,30 +88,37 @@ def fmt(value: Any, kind: str) -> str:
 def verdict(metrics: Mapping[str, Any]) -> list[str]:
     """A few plain sentences: which method leaked the victim's data, how much, and at what cost to FL."""
     methods = metrics.get("methods") or {}
+    warnings = _warnings(metrics)
     if not methods:
-        return ["No attack method ran (methods = none): this report shows federated learning only."]
+        return ["No attack method ran (methods = none): this report shows federated learning only.", *warnings]
     n = metrics["config"]["data"]["clients"]
     victim = metrics["config"]["attack"]["victim"]
     ranked = sorted(methods, key=lambda m: -_num(methods[m].get("joint_success")))
     top, s = ranked[0], methods[ranked[0]]
-    out = [
+    out = [(
         f"Most leakage: {top}. {_pct(s['joint_success'])} of the samples it generated as client {victim} "
         f"(the victim) are judged by the oracle to be the victim's data of the requested class (joint success); "
         f"{_pct(s['victim_identity_rate'])} are attributed to the victim at all (chance: 1/{n} = {_pct(1 / n)})."
-    ]
-    cost = s.get("fl_accuracy_cost", float("nan"))
-    vcost = s.get("victim_accuracy_cost", float("nan"))
+    )]
+    cost, vcost = s.get("fl_accuracy_cost"), s.get("victim_accuracy_cost")
     out.append(
         f"Cost to FL of {top}: shared-model test accuracy {_pct(s.get('fl_test_accuracy'))} "
-        f"({fmt(-cost, 'cost') if is_number(cost) else '—'} vs. no attack); "
-        f"the victim's own accuracy {fmt(-vcost, 'cost') if is_number(vcost) else '—'}."
+        f"({_change(cost)} vs. no attack); the victim's own accuracy {_change(vcost)}."
     )
     passive = [m for m in ranked if m != "mganai-active"]
     if top == "mganai-active" and passive:
         p = passive[0]
         out.append(
             f"Without touching FL (undetectable by the clients), the best method is {p}: "
-            f"joint success {_pct(methods[p]['joint_success'])}, victim identity {_pct(methods[p]['victim_identity_rate'])}."
+            f"joint success {_pct(methods[p]['joint_success'])}, "
+            f"victim identity {_pct(methods[p]['victim_identity_rate'])}."
+        )
+    if top != "mganai-active" and "mganai-active" in methods:
+        a = methods["mganai-active"]
+        out.append(
+            f"The active variant (isolating the victim) reaches joint success {_pct(a['joint_success'])}, "
+            f"victim identity {_pct(a['victim_identity_rate'])}; shared-model accuracy "
+            f"{_change(a.get('fl_accuracy_cost'))}, the victim's accuracy {_change(a.get('victim_accuracy_cost'))}."
         )
     if "class-gan" in methods and top != "class-gan":
         c = methods["class-gan"]
@@ -116,7 +126,33 @@ def verdict(metrics: Mapping[str, Any]) -> list[str]:
             f"For reference, the class-level GAN (no user identity) reaches joint success {_pct(c['joint_success'])}, "
             f"victim identity {_pct(c['victim_identity_rate'])}: the difference is what is user-level."
         )
+    return out + warnings
+
+
+def _warnings(metrics: Mapping[str, Any]) -> list[str]:
+    """Signs that the numbers above should not be trusted: FL that diverged, methods whose images are invalid."""
+    out = []
+    acc = [a for a in metrics["fl"].get("test_accuracy_per_round", []) if is_number(a)]
+    if acc and max(acc) - acc[-1] > 0.3:
+        best = max(acc)
+        out.append(
+            f"Warning: federated learning diverged (test accuracy fell from {_pct(best)} in round "
+            f"{acc.index(best) + 1} to {_pct(acc[-1])}); the attack numbers describe a broken run."
+        )
+    broken = [m for m, s in (metrics.get("methods") or {}).items() if not is_number(s.get("nn_ssim_victim"))]
+    if broken:
+        out.append(
+            f"Warning: {', '.join(broken)} produced invalid images (their NN-SSIM is undefined, e.g. NaN pixels); "
+            "their rates are not meaningful."
+        )
     return out
+
+
+def _change(cost: Any) -> str:
+    """An accuracy cost as a signed change in points: cost 0.02 -> '−2.0 pts'."""
+    if not is_number(cost):
+        return "—"
+    return "unchanged" if round(100 * cost, 1) == 0 else fmt(-cost, "cost")
 
 
 def _num(v: Any) -> float:
