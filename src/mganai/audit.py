@@ -23,12 +23,14 @@ from mganai.attack.gan import CLASS_GAN, MGANAI, NO_IDENTITY, GanAttack
 from mganai.attack.replay import RepresentativeReplay
 from mganai.config import RunConfig
 from mganai.data import FederatedDataset, load_dataset
+from mganai.eval.curves import CurveProbe, curves_csv
 from mganai.eval.metrics import nn_ssim, oracle_rates
-from mganai.eval.oracle import train_oracle
+from mganai.eval.oracle import Oracle, train_oracle
 from mganai.fl.model import SharedCNN, params_of, seeded
 from mganai.fl.server import FedAvgSimulator, FLResult, accuracy
-from mganai.io import write_json, write_png
-from mganai.report.grids import comparison_grid
+from mganai.io import atomic_write_bytes, write_json, write_png
+from mganai.report import render_report
+from mganai.report.grids import class_rows, panel_grid
 
 PASSIVE_GANS = {"mganai-passive": MGANAI, "no-identity": NO_IDENTITY, "class-gan": CLASS_GAN}
 NEEDS_BANK = {"mganai-passive", "no-identity", "representatives"}
@@ -46,6 +48,7 @@ class Trace:
     samplers: dict[str, Sampler] = field(default_factory=dict)
     victim_accuracy: float = float("nan")
     seconds: float = 0.0
+    bank: RepresentativeBank | None = None
 
 
 def set_determinism() -> None:
@@ -72,8 +75,10 @@ def _progress(cfg: RunConfig, label: str) -> tuple[Callable[[int, float], None],
     return tick, bar.close
 
 
-def run_trace(cfg: RunConfig, data: FederatedDataset, methods: list[str], active: bool) -> Trace:
-    """FedAvg with the given attack methods attached (the active one changes FL)."""
+def run_trace(
+    cfg: RunConfig, data: FederatedDataset, methods: list[str], active: bool, probe: CurveProbe | None = None
+) -> Trace:
+    """FedAvg with the given attack methods attached (the active one changes FL); `probe` scores them over rounds."""
     start = time.perf_counter()
     a = cfg.attack
     shape = data.image_shape
@@ -100,6 +105,9 @@ def run_trace(cfg: RunConfig, data: FederatedDataset, methods: list[str], active
     if "representatives" in methods and not active and bank is not None:
         samplers["representatives"] = RepresentativeReplay(bank, a.victim, shape)
     observers += gans
+    if probe is not None:  # last: it sees each round after every attack has learnt from it
+        probe.attach(samplers)
+        observers.append(probe)
     tick, close = _progress(cfg, "FL + active attack" if active else "FL + passive attacks")
     sim = FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers=observers, dispatcher=isolation)
     try:
@@ -108,9 +116,11 @@ def run_trace(cfg: RunConfig, data: FederatedDataset, methods: list[str], active
         close()
     for gan in gans:
         gan.finish(fl.final_params)
+    if probe is not None and probe.every > 0:
+        probe.score(cfg.fl.rounds, "final")
     victim = data.clients[a.victim]
     victim_params = isolation.isolated if isolation and isolation.isolated is not None else fl.final_params
-    trace = Trace(fl, samplers, accuracy(model, victim_params, victim.x_test, victim.y_test))
+    trace = Trace(fl, samplers, accuracy(model, victim_params, victim.x_test, victim.y_test), bank=bank)
     trace.seconds = time.perf_counter() - start
     return trace
 
@@ -129,11 +139,19 @@ def run_audit(cfg: RunConfig, out: Path) -> dict[str, Any]:
     timing["data_s"] = time.perf_counter() - t0
     methods = [] if cfg.attack.methods == ["none"] else list(cfg.attack.methods)
     passive = [m for m in methods if m != "mganai-active"]
-    base = run_trace(cfg, data, passive, active=False)
+    oracle: Oracle | None = None
+    if methods:  # the oracle needs only the data; trained first so the curves can use it during FL
+        t1 = time.perf_counter()
+        oracle = train_oracle(data, cfg.seed + cfg.eval.oracle_seed_offset, cfg.eval.oracle_epochs)
+        timing["oracle_s"] = time.perf_counter() - t1
+    probes: list[CurveProbe | None] = [None, None]
+    if oracle is not None and cfg.eval.curve_every > 0:
+        probes = [_probe(cfg, data, oracle) for _ in range(2)]  # one per FL trace
+    base = run_trace(cfg, data, passive, active=False, probe=probes[0])
     timing["fl_and_passive_attacks_s"] = base.seconds
     traces = {m: base for m in passive}
     if "mganai-active" in methods:
-        traces["mganai-active"] = run_trace(cfg, data, [], active=True)
+        traces["mganai-active"] = run_trace(cfg, data, [], active=True, probe=probes[1])
         timing["fl_and_active_attack_s"] = traces["mganai-active"].seconds
     metrics: dict[str, Any] = {
         "fl": {
@@ -144,10 +162,8 @@ def run_audit(cfg: RunConfig, out: Path) -> dict[str, Any]:
         },
         "config": cfg.to_dict(),
     }
-    if methods:
-        t1 = time.perf_counter()
-        oracle = train_oracle(data, cfg.seed + cfg.eval.oracle_seed_offset, cfg.eval.oracle_epochs)
-        timing["oracle_s"] = time.perf_counter() - t1
+    metrics["artefacts"] = {}
+    if oracle is not None:
         metrics["oracle"] = {
             "heldout_identity_accuracy": oracle.heldout_identity_accuracy,
             "heldout_class_accuracy": oracle.heldout_class_accuracy,
@@ -155,6 +171,9 @@ def run_audit(cfg: RunConfig, out: Path) -> dict[str, Any]:
         t2 = time.perf_counter()
         classes = evaluation_classes(data.num_classes, cfg.eval.samples_per_class)
         metrics["methods"] = {}
+        other = comparison_client(data, cfg.attack.victim)
+        grid_cols = min(8, cfg.eval.samples_per_class)
+        metrics["artefacts"] = {"grids": {}, "other_client": other, "grid_columns": grid_cols}
         for name in methods:
             trace = traces[name]
             samples = trace.samplers[name].generate(classes, cfg.seed + 4242)
@@ -165,7 +184,16 @@ def run_audit(cfg: RunConfig, out: Path) -> dict[str, Any]:
             scores["victim_accuracy"] = trace.victim_accuracy
             scores["victim_accuracy_cost"] = base.victim_accuracy - trace.victim_accuracy
             metrics["methods"][name] = scores
-            write_png(out / f"{name}.png", method_grid(data, cfg.attack.victim, samples, classes, cfg.eval.samples_per_class))
+            write_png(out / f"{name}.png", method_grid(data, cfg.attack.victim, other, samples, classes, grid_cols))
+            metrics["artefacts"]["grids"][name] = f"{name}.png"
+        bank = base.bank or traces.get("mganai-active", base).bank
+        if bank is not None:
+            metrics["artefacts"]["representatives"] = save_representatives(out, data, bank, cfg.attack.victim)
+        if probes[0] is not None:
+            points = sorted((p for pr in probes if pr for p in pr.points), key=lambda p: methods.index(p.method))
+            atomic_write_bytes(out / "curves.csv", curves_csv(points))
+            metrics["artefacts"]["curves"] = "curves.csv"
+            timing["curves_s"] = sum(pr.seconds for pr in probes if pr)
         if "mganai-active" in traces:
             metrics["fl"]["active_test_accuracy_per_round"] = traces["mganai-active"].fl.test_accuracy
         timing["evaluation_s"] = time.perf_counter() - t2
@@ -173,18 +201,40 @@ def run_audit(cfg: RunConfig, out: Path) -> dict[str, Any]:
     timing["peak_rss_mb"] = peak_rss_mb()
     metrics["timing"] = timing
     write_json(out / "metrics.json", metrics)
+    render_report(out)
     return metrics
 
 
-def method_grid(data: FederatedDataset, victim: int, samples: Tensor, classes: Tensor, per_class: int, cols: int = 8) -> Any:
-    """Grid image: per class, up to `cols` real victim samples then `cols` of the method's samples."""
-    client = data.clients[victim]
-    n = min(cols, per_class)
-    real, fake = [], []
-    for c in range(data.num_classes):
-        mine = client.x_train[client.y_train == c][:n]
-        if len(mine) < n:
-            mine = torch.cat([mine, torch.ones(n - len(mine), *data.image_shape)])
-        real.append(mine)
-        fake.append(samples[classes == c][:n])
-    return comparison_grid(real, fake)
+def _probe(cfg: RunConfig, data: FederatedDataset, oracle: Oracle) -> CurveProbe:
+    """Scores every method on a small fixed request every `eval.curve_every` rounds."""
+    e = cfg.eval
+    return CurveProbe(oracle, cfg.attack.victim, data.num_classes, e.curve_samples_per_class, cfg.seed + 777,
+                      e.curve_every, cfg.fl.rounds)
+
+
+def comparison_client(data: FederatedDataset, victim: int) -> int:
+    """The client shown beside the victim: the next one (in id order after the victim) holding the most classes."""
+    others = [(victim + i) % data.num_clients for i in range(1, data.num_clients)]
+    return max(others, key=lambda k: len(data.clients[k].y_train.unique()))
+
+
+def method_grid(data: FederatedDataset, victim: int, other: int, samples: Tensor, classes: Tensor, cols: int) -> Any:
+    """Grid image, one row per class: `cols` real victim samples | the method's samples | another client's real ones."""
+    real = [data.clients[k] for k in (victim, other)]
+    rows = [class_rows(c.x_train, c.y_train, data.num_classes, cols) for c in real]
+    return panel_grid([rows[0], class_rows(samples, classes, data.num_classes, cols), rows[1]])
+
+
+def save_representatives(
+    out: Path, data: FederatedDataset, bank: RepresentativeBank, victim: int
+) -> list[dict[str, Any]]:
+    """Per shown client (victim first, up to 4): its newest representatives | its real samples, one PNG each."""
+    shown = [(victim + i) % data.num_clients for i in range(min(4, data.num_clients))]
+    files = []
+    for k in shown:
+        x, y = bank.client(k)
+        reps = class_rows(x.flip(0), y.flip(0), data.num_classes, 4)  # newest first
+        real = class_rows(data.clients[k].x_train, data.clients[k].y_train, data.num_classes, 4)
+        write_png(out / f"client{k}_representatives.png", panel_grid([reps, real]))
+        files.append({"client": k, "file": f"client{k}_representatives.png"})
+    return files

@@ -63,6 +63,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="seed for everything; same seed, same numbers (default 0)")
     run.add_argument("--out", metavar="DIR", help="output directory (default runs/default)")
     run.add_argument("--quiet", action="store_true", default=None, help="no progress bar, only the summary")
+    report = sub.add_parser(
+        "report",
+        help="re-render OUT/report.html from OUT/metrics.json and the saved images (no retraining)",
+        description="Re-render OUT/report.html (and its plots) from a finished run's metrics.json, "
+        "curves.csv and PNGs.",
+    )
+    report.add_argument("out", metavar="OUT", help="output directory of 'mganai run'")
+    compare = sub.add_parser(
+        "compare",
+        help="put several runs (seeds, victims, defenses...) into one table and plot",
+        description="Compare finished runs: prints one table and writes DIR/compare.html, compare.csv and compare.png.",
+    )
+    compare.add_argument("runs", nargs="+", metavar="OUT", help="output directories of 'mganai run'")
+    compare.add_argument(
+        "--out", default="runs/compare", metavar="DIR", help="where to write the comparison (default runs/compare)"
+    )
     return p
 
 
@@ -97,7 +113,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(cfg.out)
     metrics = run_audit(cfg, out)
     print(_summary(metrics))
-    print(f"wrote {out / 'metrics.json'}")
+    print(f"wrote {out / 'metrics.json'} and {out / 'report.html'}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mganai.report import render_report
+
+    print(f"wrote {render_report(args.out)}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mganai.report.compare import text_table, write_comparison
+
+    cmp, path = write_comparison(args.runs, args.out)
+    print(text_table(cmp))
+    print(f"wrote {path}")
     return 0
 
 
@@ -106,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "compare":
+            return cmd_compare(args)
     except ConfigError as exc:
         print(f"mganai: error: {exc}", file=sys.stderr)
         return 2

@@ -78,6 +78,8 @@ class EvalConfig:
     samples_per_class: int = 20
     oracle_epochs: int = 30
     oracle_seed_offset: int = 1000  # oracle seed = run seed + offset: never the attacker's
+    curve_every: int = 5  # score every method every K rounds for OUT/curves.csv (0: no curves)
+    curve_samples_per_class: int = 5  # size of that small fixed request, per class
 
 
 @dataclass
@@ -203,3 +205,5 @@ def validate(cfg: RunConfig) -> None:
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     _check(e.samples_per_class >= 1, f"eval.samples_per_class must be at least 1, got {e.samples_per_class}")
     _check(e.oracle_epochs >= 1, f"eval.oracle_epochs must be at least 1, got {e.oracle_epochs}")
+    _check(e.curve_every >= 0, f"eval.curve_every must be >= 0 (0: no curves), got {e.curve_every}")
+    _check(e.curve_samples_per_class >= 1, f"eval.curve_samples_per_class must be at least 1, got {e.curve_samples_per_class}")

@@ -1,0 +1,138 @@
+"""`mganai compare`: several finished runs (seeds, victims, defenses...) in one table and one plot.
+
+Rows are (run, method); each run is labelled by its directory name and described
+by the settings in which it differs from the others. With two or more runs of a
+method, a mean ± standard deviation row is added per method.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mganai.io import atomic_write_bytes
+from mganai.report import plots
+from mganai.report.html import data_uri, environment
+from mganai.report.load import RunOutput, is_number, load_run
+from mganai.report.tables import COLUMNS, best_marks, fmt, with_derived
+
+IGNORED_SETTINGS = {"out", "quiet"}  # where a run was written and how chatty it was change no number
+
+
+@dataclass
+class Comparison:
+    """Runs, their labels and settings, and the (run, method) rows of the table."""
+
+    runs: list[RunOutput]
+    labels: list[str]
+    settings: dict[str, str]  # label -> the differing settings, "key=value ..."
+    rows: list[dict[str, Any]]  # one per run and method: label, method, every column key
+    methods: list[str]
+
+
+def _flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif k not in IGNORED_SETTINGS:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def differing_settings(configs: Sequence[dict[str, Any]]) -> list[str]:
+    """Dotted keys whose value is not the same in every config, in config order."""
+    flats = [_flat(c) for c in configs]
+    keys = list(dict.fromkeys(k for f in flats for k in f))
+    return [k for k in keys if len({repr(f.get(k)) for f in flats}) > 1]
+
+
+def _labels(paths: Sequence[Path]) -> list[str]:
+    names = [p.name or str(p) for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    return [str(p) for p in paths]
+
+
+def build(outs: Sequence[str | Path]) -> Comparison:
+    """Load every run (one-line ReportError on the first bad one) and tabulate them."""
+    runs = [load_run(o) for o in outs]
+    labels = _labels([r.path for r in runs])
+    keys = differing_settings([r.config for r in runs])
+    settings = {}
+    for label, run in zip(labels, runs):
+        flat = _flat(run.config)
+        settings[label] = " ".join(f"{k}={_short(flat.get(k))}" for k in keys)
+    rows, methods = [], []
+    for label, run in zip(labels, runs):
+        for name, scores in run.methods.items():
+            rows.append({"run": label, "method": name, **with_derived(scores)})
+            if name not in methods:
+                methods.append(name)
+    return Comparison(runs, labels, settings, rows, methods)
+
+
+def _short(v: Any) -> str:
+    return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def summary_rows(cmp: Comparison) -> list[dict[str, Any]]:
+    """Per method present in 2+ runs: mean and (sample) standard deviation of every column."""
+    out = []
+    for name in cmp.methods:
+        rows = [r for r in cmp.rows if r["method"] == name]
+        if len(rows) < 2:
+            continue
+        row: dict[str, Any] = {"run": f"mean of {len(rows)} runs", "method": name}
+        for col in COLUMNS:
+            vals = [r[col.key] for r in rows if is_number(r.get(col.key))]
+            row[col.key] = statistics.fmean(vals) if vals else float("nan")
+            row[col.key + "_sd"] = statistics.stdev(vals) if len(vals) > 1 else float("nan")
+        out.append(row)
+    return out
+
+
+def text_table(cmp: Comparison) -> str:
+    """The table for the terminal."""
+    width = max([len(label) for label in cmp.labels] + [len("mean of 99 runs")]) + 2
+    head = f"{'run':<{width}}{'method':<17}" + "".join(f"{c.short:>12}" for c in COLUMNS)
+    lines = [head]
+    for r in cmp.rows + summary_rows(cmp):
+        cells = "".join(f"{fmt(r.get(c.key), c.kind):>12}" for c in COLUMNS)
+        lines.append(f"{r['run']:<{width}}{r['method']:<17}{cells}")
+    if len(lines) == 1:
+        lines.append("(no attack methods in these runs)")
+    return "\n".join(lines)
+
+
+def comparison_csv(cmp: Comparison) -> bytes:
+    buf = io.StringIO()
+    fields = ["run", "settings", "method", *(c.key for c in COLUMNS)]
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for r in cmp.rows:
+        w.writerow({**r, "settings": cmp.settings[r["run"]]})
+    return buf.getvalue().encode("utf-8")
+
+
+def write_comparison(outs: Sequence[str | Path], dest: str | Path) -> tuple[Comparison, Path]:
+    """Write DEST/compare.html, compare.csv and compare.png for the given run directories."""
+    cmp = build(outs)
+    dest = Path(dest)
+    table = {label: dict(run.methods) for label, run in zip(cmp.labels, cmp.runs)}
+    png = plots.compare_bars(cmp.labels, table, cmp.methods, [r.config["data"]["clients"] for r in cmp.runs])
+    # Best marks among the runs of each method: which setting leaked most, at what cost.
+    marks = {name: best_marks({r["run"]: r for r in cmp.rows if r["method"] == name}) for name in cmp.methods}
+    html = environment().get_template("compare.html.j2").render(
+        cmp=cmp, columns=COLUMNS, marks=marks, summary=summary_rows(cmp), plot=data_uri(png),
+        fl=[(label, run.metrics["fl"]) for label, run in zip(cmp.labels, cmp.runs)],
+    )
+    atomic_write_bytes(dest / "compare.csv", comparison_csv(cmp))
+    atomic_write_bytes(dest / "compare.png", png)
+    atomic_write_bytes(dest / "compare.html", html.encode("utf-8"))
+    return cmp, dest / "compare.html"
