@@ -40,9 +40,14 @@ ROUND_TIMEOUT_S = 600.0  # longest wait for a round's replies
 
 
 def config_from_run_config(run_config: dict[str, Any]) -> RunConfig:
-    """A RunConfig from Flower's run config: `config-file` (TOML) then dotted keys as overrides."""
-    values = dict(run_config)
-    path = str(values.pop("config-file", "") or "")
+    """A RunConfig from Flower's run config: defaults, then `config-file` (TOML), then the dotted keys.
+
+    A key whose value is "" is unset (Flower only accepts overrides of keys its app
+    config lists, so the example app lists them all as "" to leave the file and
+    mganai's defaults in charge).
+    """
+    values = {k: v for k, v in run_config.items() if v != ""}
+    path = str(values.pop("config-file", ""))
     return build_config(load_toml(path) if path else {}, values)
 
 
