@@ -127,7 +127,11 @@ def cmd_flower_sim(args: argparse.Namespace) -> int:
     from mganai.flower.app import run_flower_simulation
 
     out = Path(cfg.out)
-    metrics = run_flower_simulation(cfg, workers=args.workers, verbose=args.flower_logs)
+    try:
+        metrics = run_flower_simulation(cfg, workers=args.workers, verbose=args.flower_logs)
+    except RuntimeError as exc:  # Flower wraps ServerApp/Ray failures in RuntimeError; its log shows the details
+        print(f"mganai: error: the Flower simulation failed: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
     print(_summary(metrics))
     print(f"wrote {out / 'metrics.json'}")
     return 0
