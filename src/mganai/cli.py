@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,11 @@ def cmd_flower_sim(args: argparse.Namespace) -> int:
     except RuntimeError as exc:  # Flower wraps ServerApp/Ray failures in RuntimeError; its log shows the details
         print(f"mganai: error: the Flower simulation failed: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Flower's ServerApp thread is not a daemon and would keep the process alive until its
+        # round times out; outputs are written atomically, so leaving at once is safe.
+        print("mganai: interrupted", file=sys.stderr, flush=True)
+        os._exit(130)
     print(_summary(metrics))
     print(f"wrote {out / 'metrics.json'}")
     return 0

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 
-# Flower reports usage to its developers unless told not to; an audit tool must not phone home.
+# Flower and Ray report usage to their developers unless told not to; an audit tool must not phone home.
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray (flower-sim's backend) has its own
 
 FLOWER_MISSING = "Flower is not installed: pip install 'mganai[flower]' (pins flwr[simulation]==1.42.0)"
 

@@ -163,7 +163,11 @@ def run_flower_simulation(cfg: RunConfig, workers: int = 2, verbose: bool = Fals
 
     if not verbose:
         logging.getLogger("flwr").setLevel(logging.WARNING)
-    backend = {"init_args": {"num_cpus": workers, "include_dashboard": False}, "client_resources": {"num_cpus": 1.0, "num_gpus": 0.0}}
+    backend = {
+        # Ray on loopback only (it would bind the machine's address), no dashboard
+        "init_args": {"num_cpus": workers, "include_dashboard": False, "_node_ip_address": "127.0.0.1"},
+        "client_resources": {"num_cpus": 1.0, "num_gpus": 0.0},
+    }
     out = Path(cfg.out) / "metrics.json"
     before = out.stat().st_mtime_ns if out.exists() else None
     run_simulation(
