@@ -42,6 +42,15 @@ samples_per_class = 2
 """
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_global_state():
+    """Audits and ClientApps switch torch to deterministic kernels process-wide; undo that afterwards."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(deterministic)
+    torch.set_flush_denormal(False)
+
+
 class Recorder:
     def __init__(self) -> None:
         self.seen: list[RoundObservation] = []
@@ -166,6 +175,7 @@ def test_flower_sim_writes_the_same_audit_as_the_simulator(tmp_path: Path, capsy
     flower, sim = _metrics(tmp_path / "flower"), _metrics(tmp_path / "sim")
     assert flower["fl"].pop("runtime") == "flower" and sim["fl"].pop("runtime") == "mganai-simulator"
     assert flower["fl"] == sim["fl"]
+    assert flower["config"] == sim["config"]  # flower-sim records the engine its clients ran: loop
     assert flower["methods"] == sim["methods"]
     assert flower["methods"]["mganai-active"]["victim_accuracy"] != flower["methods"]["mganai-passive"]["victim_accuracy"]
     for name in ("mganai-passive", "mganai-active"):

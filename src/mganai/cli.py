@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         "mganai's attack strategy and one virtual SuperNode per client in Flower's Ray simulation engine. "
         "Writes the same OUT/metrics.json and images as `mganai run`.",
     )
-    _add_audit_flags(sim)
+    _add_audit_flags(sim)  # --engine is ignored: each ClientApp trains its one client with the loop engine
     sim.add_argument("--workers", type=int, default=2, help="ClientApps trained at once (Ray actors of 1 CPU each; default 2)")
     sim.add_argument("--flower-logs", action="store_true", help="show Flower's own INFO logs")
     return p

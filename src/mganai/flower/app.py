@@ -15,6 +15,7 @@ TOML, e.g. `fl.rounds=3`, plus `config-file` for a TOML file).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Callable
@@ -142,7 +143,8 @@ def make_server_app(cfg: RunConfig | None = None) -> ServerApp:
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        run_cfg = cfg or config_from_run_config(dict(context.run_config))
+        run_cfg = copy.deepcopy(cfg) if cfg else config_from_run_config(dict(context.run_config))
+        run_cfg.fl.engine = "loop"  # what the ClientApps run (one client each), so metrics.json says so
         run_audit(run_cfg, Path(run_cfg.out), run_fl=flower_fl(grid), runtime="flower")
 
     return app
