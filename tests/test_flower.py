@@ -175,6 +175,7 @@ def test_flower_sim_writes_the_same_audit_as_the_simulator(tmp_path: Path, capsy
     flower, sim = _metrics(tmp_path / "flower"), _metrics(tmp_path / "sim")
     assert flower["fl"].pop("runtime") == "flower" and sim["fl"].pop("runtime") == "mganai-simulator"
     assert flower["fl"] == sim["fl"]
+    assert flower["config"].pop("out") != sim["config"].pop("out")
     assert flower["config"] == sim["config"]  # flower-sim records the engine its clients ran: loop
     assert flower["methods"] == sim["methods"]
     assert flower["methods"]["mganai-active"]["victim_accuracy"] != flower["methods"]["mganai-passive"]["victim_accuracy"]
