@@ -17,7 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-KEYS = ("victim_identity_rate", "class_accuracy", "joint_success", "nn_ssim_victim", "nn_ssim_others", "victim_accuracy")
+KEYS = (
+    "victim_identity_rate", "class_accuracy", "joint_success", "nn_ssim_victim", "nn_ssim_others", "victim_accuracy"
+)
 
 
 def run(kind: str, extra: list[str], out: Path) -> tuple[dict, float]:
@@ -42,8 +44,8 @@ def main() -> None:
         for key in KEYS:
             vals = {k: results[k]["methods"][method][key] for k in kinds}
             print(f"{method:<16}{key:<22}" + "".join(f"{v:>12.4f}" for v in vals.values()))
-            worst["flower-sim vs sim-loop"] = max(worst["flower-sim vs sim-loop"], abs(vals["flower-sim"] - vals["sim-loop"]))
-            worst["sim-vmap vs sim-loop"] = max(worst["sim-vmap vs sim-loop"], abs(vals["sim-vmap"] - vals["sim-loop"]))
+            for label, other in (("flower-sim vs sim-loop", "flower-sim"), ("sim-vmap vs sim-loop", "sim-vmap")):
+                worst[label] = max(worst[label], abs(vals[other] - vals["sim-loop"]))
     fl = {k: results[k]["fl"]["test_accuracy_per_round"] for k in kinds}
     print(f"\nFL accuracy per round identical, flower-sim vs sim-loop: {fl['flower-sim'] == fl['sim-loop']}")
     for label, value in worst.items():

@@ -83,7 +83,9 @@ def _flower_rounds(cfg, strategy: AuditStrategy, init, client_of: dict[int, int]
     for r in range(1, rounds + 1):
         messages = list(strategy.configure_train(r, arrays, ConfigRecord(), FakeGrid(sorted(client_of))))
         sent_records.append({m.metadata.dst_node_id: m.content for m in messages})
-        replies = [Message(train_reply(cfg, client_of[m.metadata.dst_node_id], m.content), reply_to=m) for m in messages]
+        replies = [
+            Message(train_reply(cfg, client_of[m.metadata.dst_node_id], m.content), reply_to=m) for m in messages
+        ]
         new, _ = strategy.aggregate_train(r, replies)
         arrays = new if new is not None else arrays
     return params_from_record(arrays), sent_records
@@ -146,7 +148,8 @@ def test_strategy_refuses_replies_without_a_client_id(task_identity) -> None:
 def test_run_config_keys_override_the_file_and_empty_means_unset(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text("[fl]\nrounds = 7\nlocal_epochs = 3\n")
-    cfg = config_from_run_config({"config-file": str(f), "fl.rounds": "", "fl.local_epochs": 1, "data.clients": 4, "out": "x"})
+    run_config = {"config-file": str(f), "fl.rounds": "", "fl.local_epochs": 1, "data.clients": 4, "out": "x"}
+    cfg = config_from_run_config(run_config)
     assert (cfg.fl.rounds, cfg.fl.local_epochs, cfg.data.clients, cfg.out) == (7, 1, 4, "x")
     assert config_from_run_config({"seed": ""}).seed == build_config().seed
 
@@ -157,7 +160,8 @@ def test_example_app_lists_only_unset_or_run_level_keys() -> None:
     from flwr.common.config import flatten_dict
 
     app = tomllib.loads((ROOT / "examples/flower/pyproject.toml").read_text())["tool"]["flwr"]
-    assert app["app"]["components"] == {"serverapp": "mganai.flower.app:server_app", "clientapp": "mganai.flower.app:client_app"}
+    components = {"serverapp": "mganai.flower.app:server_app", "clientapp": "mganai.flower.app:client_app"}
+    assert app["app"]["components"] == components
     config_from_run_config(flatten_dict(app["app"]["config"]))  # every key is a valid mganai setting
 
 
@@ -178,7 +182,8 @@ def test_flower_sim_writes_the_same_audit_as_the_simulator(tmp_path: Path, capsy
     assert flower["config"].pop("out") != sim["config"].pop("out")
     assert flower["config"] == sim["config"]  # flower-sim records the engine its clients ran: loop
     assert flower["methods"] == sim["methods"]
-    assert flower["methods"]["mganai-active"]["victim_accuracy"] != flower["methods"]["mganai-passive"]["victim_accuracy"]
+    methods = flower["methods"]
+    assert methods["mganai-active"]["victim_accuracy"] != methods["mganai-passive"]["victim_accuracy"]
     for name in ("mganai-passive", "mganai-active"):
         assert (tmp_path / "flower" / f"{name}.png").stat().st_size > 0
     assert "FL test accuracy" in capsys.readouterr().out

@@ -79,7 +79,10 @@ def _progress(cfg: RunConfig, label: str) -> tuple[Callable[[int, float], None],
 
 # (model, initial params, data, config, observers, dispatcher, on_round) -> the FL run
 FLRunner = Callable[
-    [nn.Module, Params, FederatedDataset, RunConfig, list[ServerObserver], ModelDispatcher | None, Callable[[int, float], None]],
+    [
+        nn.Module, Params, FederatedDataset, RunConfig, list[ServerObserver], ModelDispatcher | None,
+        Callable[[int, float], None],
+    ],
     FLResult,
 ]
 
@@ -98,7 +101,9 @@ def simulate(
     return sim.run(on_round=on_round)
 
 
-def run_trace(cfg: RunConfig, data: FederatedDataset, methods: list[str], active: bool, run_fl: FLRunner = simulate) -> Trace:
+def run_trace(
+    cfg: RunConfig, data: FederatedDataset, methods: list[str], active: bool, run_fl: FLRunner = simulate
+) -> Trace:
     """FedAvg (run by `run_fl`) with the given attack methods attached (the active one changes FL)."""
     start = time.perf_counter()
     a = cfg.attack
@@ -145,7 +150,9 @@ def evaluation_classes(num_classes: int, per_class: int) -> Tensor:
     return torch.arange(num_classes).repeat_interleave(per_class)
 
 
-def run_audit(cfg: RunConfig, out: Path, run_fl: FLRunner = simulate, runtime: str = "mganai-simulator") -> dict[str, Any]:
+def run_audit(
+    cfg: RunConfig, out: Path, run_fl: FLRunner = simulate, runtime: str = "mganai-simulator"
+) -> dict[str, Any]:
     """Run FL (with `run_fl`) and every requested method, score them, write metrics.json and grids to `out`."""
     set_determinism()
     timing: dict[str, float] = {}

@@ -53,7 +53,9 @@ def _parser() -> argparse.ArgumentParser:
         "Writes the same OUT/metrics.json and images as `mganai run`.",
     )
     _add_audit_flags(sim)  # --engine is ignored: each ClientApp trains its one client with the loop engine
-    sim.add_argument("--workers", type=int, default=2, help="ClientApps trained at once (Ray actors of 1 CPU each; default 2)")
+    sim.add_argument(
+        "--workers", type=int, default=2, help="ClientApps trained at once (Ray actors of 1 CPU each; default 2)"
+    )
     sim.add_argument("--flower-logs", action="store_true", help="show Flower's own INFO logs")
     return p
 

@@ -67,14 +67,17 @@ def train_reply(cfg: RunConfig, client: int, content: RecordDict) -> RecordDict:
     """One client's training round: the model it was sent -> its trained model, sample count, id."""
     data = cached_dataset(cfg)
     if not 0 <= client < data.num_clients:
-        raise ValueError(f"partition-id {client} is outside 0..{data.num_clients - 1} (data.clients={data.num_clients})")
+        raise ValueError(
+            f"partition-id {client} is outside 0..{data.num_clients - 1} (data.clients={data.num_clients})"
+        )
     set_determinism()
     own = data.clients[client]
     shape = data.image_shape
     model = SharedCNN(shape[0], data.num_classes, shape[1])
     start = params_from_record(content["arrays"])  # type: ignore[arg-type]
     t = int(content["config"]["server-round"]) - 1  # type: ignore[index]
-    plan = make_plan([len(own.y_train)], cfg.fl.batch_size, cfg.fl.local_epochs, [client_generator(cfg.seed, t, client)])
+    gen = client_generator(cfg.seed, t, client)
+    plan = make_plan([len(own.y_train)], cfg.fl.batch_size, cfg.fl.local_epochs, [gen])
     stacked = {n: v.unsqueeze(0) for n, v in start.items()}
     ends = train_loop(model, stacked, [own.x_train], [own.y_train], plan, cfg.fl.lr, cfg.fl.momentum)
     metrics = MetricRecord({"num-examples": len(own.y_train), CLIENT_KEY: client})

@@ -109,7 +109,9 @@ class AuditStrategy(FedAvg):
                 continue
             self._custom[node] = clone_params(custom)
             # FedAvg's messages share one RecordDict: the targeted node gets its own.
-            content = RecordDict({self.arrayrecord_key: record_from_params(custom), self.configrecord_key: ConfigRecord(dict(config))})
+            content = RecordDict(
+                {self.arrayrecord_key: record_from_params(custom), self.configrecord_key: ConfigRecord(dict(config))}
+            )
             out.append(Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN))
         return out
 
@@ -168,7 +170,9 @@ class AuditStrategy(FedAvg):
         return arrays, metrics
 
 
-def accuracy_fn(evaluate: Callable[[Params], float], on_round: Callable[[int, float], None] | None = None) -> Callable[[int, ArrayRecord], MetricRecord]:
+def accuracy_fn(
+    evaluate: Callable[[Params], float], on_round: Callable[[int, float], None] | None = None
+) -> Callable[[int, ArrayRecord], MetricRecord]:
     """A Flower `evaluate_fn`: our held-out accuracy of the shared model after every round."""
 
     def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
