@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -221,6 +222,7 @@ def deploy(nodes: int, rounds: int, out: Path, methods: str, timeout: float, log
     finally:
         survivors = stop_all(procs, tag)
         summary["leftover_processes"] = survivors
+        shutil.rmtree(home, ignore_errors=True)  # Flower's state for this run (config, FABs); logs stay in `logs`
         if survivors:
             raise RuntimeError(f"processes survived shutdown: {survivors}")
 
