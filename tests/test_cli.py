@@ -172,3 +172,22 @@ def test_negative_seed_is_a_one_line_error(tmp_path):
                             "--out", str(out)])
     assert code == 2 and stderr.startswith("mganai: error:") and "seed" in stderr
     assert not out.exists()
+
+
+# --- flower-sim without Flower installed ------------------------------------------------------
+
+
+def test_flower_sim_without_flower_is_one_error_line(tmp_path, monkeypatch):
+    import mganai.flower as flower
+
+    monkeypatch.setattr(flower, "flower_available", lambda: False)
+    out = tmp_path / "out"
+    code, stdout, stderr = _run(["flower-sim", "--clients", "3", "--rounds", "1", "--quiet", "--out", str(out)])
+    assert code == 2 and stdout == ""
+    assert stderr.strip().splitlines() == [f"mganai: error: {flower.FLOWER_MISSING}"]
+    assert not out.exists()
+
+
+def test_flower_sim_bad_workers_is_one_error_line(tmp_path):
+    code, _, stderr = _run(["flower-sim", "--workers", "0", "--quiet", "--out", str(tmp_path / "out")])
+    assert code == 2 and stderr.strip().splitlines() == ["mganai: error: --workers must be at least 1, got 0"]

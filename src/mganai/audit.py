@@ -3,6 +3,10 @@
 Every passive method watches the *same* FL trace; the active method needs FL to
 behave differently, so it gets a second trace with the same seed. Everything is
 seeded from `cfg.seed`, so the same config gives the same numbers.
+
+The FL engine is a parameter (`FLRunner`): our own simulator by default, Flower's
+when the audit runs inside a Flower ServerApp (`mganai.flower.app`). Attack set-up,
+evaluation and outputs are the same code either way.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mganai.attack.active import VictimIsolation
 from mganai.attack.bank import RepresentativeBank
@@ -26,7 +30,8 @@ from mganai.data import FederatedDataset, load_dataset
 from mganai.eval.curves import CurveProbe, curves_csv
 from mganai.eval.metrics import nn_ssim, oracle_rates
 from mganai.eval.oracle import Oracle, train_oracle
-from mganai.fl.model import SharedCNN, params_of, seeded
+from mganai.fl.model import Params, SharedCNN, params_of, seeded
+from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.server import FedAvgSimulator, FLResult, accuracy
 from mganai.io import atomic_write_bytes, write_json, write_png
 from mganai.report import render_report
@@ -75,10 +80,40 @@ def _progress(cfg: RunConfig, label: str) -> tuple[Callable[[int, float], None],
     return tick, bar.close
 
 
+# (model, initial params, data, config, observers, dispatcher, on_round) -> the FL run
+FLRunner = Callable[
+    [
+        nn.Module, Params, FederatedDataset, RunConfig, list[ServerObserver], ModelDispatcher | None,
+        Callable[[int, float], None],
+    ],
+    FLResult,
+]
+
+
+def simulate(
+    model: nn.Module,
+    init: Params,
+    data: FederatedDataset,
+    cfg: RunConfig,
+    observers: list[ServerObserver],
+    dispatcher: ModelDispatcher | None,
+    on_round: Callable[[int, float], None],
+) -> FLResult:
+    """The default FL engine: our FedAvg simulator in this process."""
+    sim = FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers=observers, dispatcher=dispatcher)
+    return sim.run(on_round=on_round)
+
+
 def run_trace(
-    cfg: RunConfig, data: FederatedDataset, methods: list[str], active: bool, probe: CurveProbe | None = None
+    cfg: RunConfig,
+    data: FederatedDataset,
+    methods: list[str],
+    active: bool,
+    run_fl: FLRunner = simulate,
+    probe: CurveProbe | None = None,
 ) -> Trace:
-    """FedAvg with the given attack methods attached (the active one changes FL); `probe` scores them over rounds."""
+    """FedAvg (run by `run_fl`) with the given attack methods attached (the active one changes FL);
+    `probe` scores them over rounds."""
     start = time.perf_counter()
     a = cfg.attack
     shape = data.image_shape
@@ -109,9 +144,8 @@ def run_trace(
         probe.attach(samplers)
         observers.append(probe)
     tick, close = _progress(cfg, "FL + active attack" if active else "FL + passive attacks")
-    sim = FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers=observers, dispatcher=isolation)
     try:
-        fl = sim.run(on_round=tick)
+        fl = run_fl(model, init, data, cfg, observers, isolation, tick)
     finally:
         close()
     for gan in gans:
@@ -130,8 +164,10 @@ def evaluation_classes(num_classes: int, per_class: int) -> Tensor:
     return torch.arange(num_classes).repeat_interleave(per_class)
 
 
-def run_audit(cfg: RunConfig, out: Path) -> dict[str, Any]:
-    """Run FL and every requested method, score them, write metrics.json and grids to `out`."""
+def run_audit(
+    cfg: RunConfig, out: Path, run_fl: FLRunner = simulate, runtime: str = "mganai-simulator"
+) -> dict[str, Any]:
+    """Run FL (with `run_fl`) and every requested method, score them, write metrics.json and grids to `out`."""
     set_determinism()
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -147,11 +183,11 @@ def run_audit(cfg: RunConfig, out: Path) -> dict[str, Any]:
     probes: list[CurveProbe | None] = [None, None]
     if oracle is not None and cfg.eval.curve_every > 0:
         probes = [_probe(cfg, data, oracle) for _ in range(2)]  # one per FL trace
-    base = run_trace(cfg, data, passive, active=False, probe=probes[0])
+    base = run_trace(cfg, data, passive, active=False, run_fl=run_fl, probe=probes[0])
     timing["fl_and_passive_attacks_s"] = base.seconds
     traces = {m: base for m in passive}
     if "mganai-active" in methods:
-        traces["mganai-active"] = run_trace(cfg, data, [], active=True, probe=probes[1])
+        traces["mganai-active"] = run_trace(cfg, data, [], active=True, run_fl=run_fl, probe=probes[1])
         timing["fl_and_active_attack_s"] = traces["mganai-active"].seconds
     metrics: dict[str, Any] = {
         "fl": {
@@ -159,6 +195,7 @@ def run_audit(cfg: RunConfig, out: Path) -> dict[str, Any]:
             "rounds": cfg.fl.rounds,
             "test_accuracy_per_round": base.fl.test_accuracy,
             "victim_accuracy": base.victim_accuracy,
+            "runtime": runtime,
         },
         "config": cfg.to_dict(),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,40 @@ def _parser() -> argparse.ArgumentParser:
         "score every method with an independent oracle, and write OUT/metrics.json and one grid PNG per method. "
         "Settings come from the defaults, then --config FILE, then these flags.",
     )
+    _add_audit_flags(run)
+    sim = sub.add_parser(
+        "flower-sim",
+        help="the same audit with FL run by Flower's simulation engine (needs mganai[flower])",
+        description="Run the audit of `mganai run` inside Flower (pip install 'mganai[flower]'): a ServerApp with "
+        "mganai's attack strategy and one virtual SuperNode per client in Flower's Ray simulation engine. "
+        "Writes the same OUT/metrics.json and images as `mganai run`.",
+    )
+    _add_audit_flags(sim)  # --engine is ignored: each ClientApp trains its one client with the loop engine
+    sim.add_argument(
+        "--workers", type=int, default=2, help="ClientApps trained at once (Ray actors of 1 CPU each; default 2)"
+    )
+    sim.add_argument("--flower-logs", action="store_true", help="show Flower's own INFO logs")
+    report = sub.add_parser(
+        "report",
+        help="re-render OUT/report.html from OUT/metrics.json and the saved images (no retraining)",
+        description="Re-render OUT/report.html (and its plots) from a finished run's metrics.json, "
+        "curves.csv and PNGs.",
+    )
+    report.add_argument("out", metavar="OUT", help="output directory of 'mganai run'")
+    compare = sub.add_parser(
+        "compare",
+        help="put several runs (seeds, victims, defenses...) into one table and plot",
+        description="Compare finished runs: prints one table and writes DIR/compare.html, compare.csv and compare.png.",
+    )
+    compare.add_argument("runs", nargs="+", metavar="OUT", help="output directories of 'mganai run'")
+    compare.add_argument(
+        "--out", default="runs/compare", metavar="DIR", help="where to write the comparison (default runs/compare)"
+    )
+    return p
+
+
+def _add_audit_flags(run: argparse.ArgumentParser) -> None:
+    """The settings flags shared by `run` and `flower-sim`."""
     run.add_argument("--config", metavar="FILE", help="TOML file with settings (flags override it)")
     run.add_argument("--dataset", help="dataset: digits (embedded default, no download)")
     run.add_argument("--clients", type=int, help="number of FL clients N (default 10)")
@@ -63,23 +98,6 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="seed for everything; same seed, same numbers (default 0)")
     run.add_argument("--out", metavar="DIR", help="output directory (default runs/default)")
     run.add_argument("--quiet", action="store_true", default=None, help="no progress bar, only the summary")
-    report = sub.add_parser(
-        "report",
-        help="re-render OUT/report.html from OUT/metrics.json and the saved images (no retraining)",
-        description="Re-render OUT/report.html (and its plots) from a finished run's metrics.json, "
-        "curves.csv and PNGs.",
-    )
-    report.add_argument("out", metavar="OUT", help="output directory of 'mganai run'")
-    compare = sub.add_parser(
-        "compare",
-        help="put several runs (seeds, victims, defenses...) into one table and plot",
-        description="Compare finished runs: prints one table and writes DIR/compare.html, compare.csv and compare.png.",
-    )
-    compare.add_argument("runs", nargs="+", metavar="OUT", help="output directories of 'mganai run'")
-    compare.add_argument(
-        "--out", default="runs/compare", metavar="DIR", help="where to write the comparison (default runs/compare)"
-    )
-    return p
 
 
 def config_from_args(args: argparse.Namespace) -> Any:
@@ -133,11 +151,39 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_flower_sim(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    from mganai.flower import FLOWER_MISSING, flower_available
+
+    if not flower_available():
+        raise ConfigError(FLOWER_MISSING)
+    from mganai.flower.app import run_flower_simulation
+
+    out = Path(cfg.out)
+    try:
+        metrics = run_flower_simulation(cfg, workers=args.workers, verbose=args.flower_logs)
+    except RuntimeError as exc:  # Flower wraps ServerApp/Ray failures in RuntimeError; its log shows the details
+        print(f"mganai: error: the Flower simulation failed: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        # Flower's ServerApp thread is not a daemon and would keep the process alive until its
+        # round times out; outputs are written atomically, so leaving at once is safe.
+        print("mganai: interrupted", file=sys.stderr, flush=True)
+        os._exit(130)
+    print(_summary(metrics))
+    print(f"wrote {out / 'metrics.json'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "flower-sim":
+            return cmd_flower_sim(args)
         if args.command == "report":
             return cmd_report(args)
         if args.command == "compare":

@@ -1,0 +1,187 @@
+"""The Flower app of an audit: a ServerApp that runs `run_audit` on Flower, a ClientApp that trains like our simulator.
+
+ServerApp: the audit of `mganai run` (same attack set-up, oracle, metrics.json and
+images), with FL run by Flower through `AuditStrategy` instead of our simulator.
+ClientApp: one client's local training with the simulator's own code (`make_plan`
++ `train_loop` with the simulator's per-(seed, round, client) generator), so a
+client's update is the same as in `mganai run --engine loop`. It reports its
+partition id so the server can tell clients apart.
+
+Settings: `make_server_app(cfg)` / `make_client_app(cfg)` bake a `RunConfig` in
+(`mganai flower-sim`); the module-level `server_app` / `client_app` read it from
+Flower's run config instead (`flwr run` on a deployment: dotted keys as in our
+TOML, e.g. `fl.rounds=3`, plus `config-file` for a TOML file).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.serverapp import Grid, ServerApp
+from torch import nn
+
+from mganai.audit import FLRunner, run_audit, set_determinism
+from mganai.config import RunConfig, build_config, load_toml
+from mganai.data import FederatedDataset, load_dataset
+from mganai.fl.client import client_generator, make_plan, train_loop
+from mganai.fl.model import Params, SharedCNN
+from mganai.fl.observers import ModelDispatcher, ServerObserver
+from mganai.fl.server import FLResult, accuracy
+from mganai.flower.strategy import CLIENT_KEY, AuditStrategy, accuracy_fn, params_from_record, record_from_params
+
+ROUND_TIMEOUT_S = 600.0  # longest wait for a round's replies
+
+
+def config_from_run_config(run_config: dict[str, Any]) -> RunConfig:
+    """A RunConfig from Flower's run config: defaults, then `config-file` (TOML), then the dotted keys.
+
+    A key whose value is "" is unset (Flower only accepts overrides of keys its app
+    config lists, so the example app lists them all as "" to leave the file and
+    mganai's defaults in charge).
+    """
+    values = {k: v for k, v in run_config.items() if v != ""}
+    path = str(values.pop("config-file", ""))
+    return build_config(load_toml(path) if path else {}, values)
+
+
+_DATA: dict[str, FederatedDataset] = {}
+
+
+def cached_dataset(cfg: RunConfig) -> FederatedDataset:
+    """The federated dataset, built once per process (a ClientApp process serves many rounds)."""
+    key = json.dumps([asdict(cfg.data), cfg.seed], sort_keys=True)
+    if key not in _DATA:
+        _DATA[key] = load_dataset(cfg.data, cfg.seed)
+    return _DATA[key]
+
+
+def train_reply(cfg: RunConfig, client: int, content: RecordDict) -> RecordDict:
+    """One client's training round: the model it was sent -> its trained model, sample count, id."""
+    data = cached_dataset(cfg)
+    if not 0 <= client < data.num_clients:
+        raise ValueError(
+            f"partition-id {client} is outside 0..{data.num_clients - 1} (data.clients={data.num_clients})"
+        )
+    set_determinism()
+    own = data.clients[client]
+    shape = data.image_shape
+    model = SharedCNN(shape[0], data.num_classes, shape[1])
+    start = params_from_record(content["arrays"])  # type: ignore[arg-type]
+    t = int(content["config"]["server-round"]) - 1  # type: ignore[index]
+    gen = client_generator(cfg.seed, t, client)
+    plan = make_plan([len(own.y_train)], cfg.fl.batch_size, cfg.fl.local_epochs, [gen])
+    stacked = {n: v.unsqueeze(0) for n, v in start.items()}
+    ends = train_loop(model, stacked, [own.x_train], [own.y_train], plan, cfg.fl.lr, cfg.fl.momentum)
+    metrics = MetricRecord({"num-examples": len(own.y_train), CLIENT_KEY: client})
+    return RecordDict({"arrays": record_from_params({n: v[0] for n, v in ends.items()}), "metrics": metrics})
+
+
+def make_client_app(cfg: RunConfig | None = None) -> ClientApp:
+    """A ClientApp training on partition `node_config['partition-id']` of our dataset."""
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        run_cfg = cfg or config_from_run_config(dict(context.run_config))
+        client = int(context.node_config[CLIENT_KEY])
+        return Message(content=train_reply(run_cfg, client, msg.content), reply_to=msg)
+
+    return app
+
+
+def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
+    """An `FLRunner` for `run_audit`: FedAvg on Flower's grid through `AuditStrategy`.
+
+    The node -> client map learnt in one trace carries over to the next (the active
+    trace then knows the victim's node from its first round).
+    """
+    known: dict[int, int] = {}
+
+    def run(
+        model: nn.Module,
+        init: Params,
+        data: FederatedDataset,
+        cfg: RunConfig,
+        observers: list[ServerObserver],
+        dispatcher: ModelDispatcher | None,
+        on_round: Callable[[int, float], None],
+    ) -> FLResult:
+        x_test, y_test = data.heldout()[:2]
+        n = data.num_clients
+        strategy = AuditStrategy(
+            observers,
+            dispatcher,
+            node_to_client=known,
+            fraction_train=cfg.fl.client_fraction,
+            fraction_evaluate=0.0,  # the server scores the shared model on held-out data itself
+            min_train_nodes=max(1, round(cfg.fl.client_fraction * n)),
+            min_available_nodes=n,  # start once every client's node is connected
+        )
+        result = strategy.start(
+            grid,
+            record_from_params(init),
+            num_rounds=cfg.fl.rounds,
+            timeout=timeout,
+            evaluate_fn=accuracy_fn(lambda p: accuracy(model, p, x_test, y_test), on_round),
+        )
+        known.update(strategy.node_to_client)
+        final = params_from_record(result.arrays) if len(result.arrays) else dict(init)
+        accs = [float(result.evaluate_metrics_serverapp[r]["accuracy"]) for r in range(1, cfg.fl.rounds + 1)]
+        return FLResult(final_params=final, test_accuracy=accs, participants=strategy.participants)
+
+    return run
+
+
+def make_server_app(cfg: RunConfig | None = None) -> ServerApp:
+    """A ServerApp that runs the whole audit (FL on Flower, attack, oracle, outputs to `cfg.out`)."""
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        run_cfg = copy.deepcopy(cfg) if cfg else config_from_run_config(dict(context.run_config))
+        run_cfg.fl.engine = "loop"  # what the ClientApps run (one client each), so metrics.json says so
+        run_audit(run_cfg, Path(run_cfg.out), run_fl=flower_fl(grid), runtime="flower")
+
+    return app
+
+
+# For `flwr run` (examples/flower/pyproject.toml): settings come from Flower's run config.
+server_app = make_server_app()
+client_app = make_client_app()
+
+
+def run_flower_simulation(cfg: RunConfig, workers: int = 2, verbose: bool = False) -> dict[str, Any]:
+    """`mganai flower-sim`: the audit in Flower's simulation engine (Ray), one virtual node per client.
+
+    `workers` ClientApps run at once (Ray actors of one CPU each). Returns the metrics
+    the ServerApp wrote to `cfg.out`/metrics.json.
+    """
+    from flwr.simulation import run_simulation
+
+    if not verbose:
+        logging.getLogger("flwr").setLevel(logging.WARNING)
+    backend = {
+        # Ray on loopback only (it would bind the machine's address), no dashboard
+        "init_args": {"num_cpus": workers, "include_dashboard": False, "_node_ip_address": "127.0.0.1"},
+        "client_resources": {"num_cpus": 1.0, "num_gpus": 0.0},
+    }
+    out = Path(cfg.out) / "metrics.json"
+    before = out.stat().st_mtime_ns if out.exists() else None
+    run_simulation(
+        server_app=make_server_app(cfg),
+        client_app=make_client_app(cfg),
+        num_supernodes=cfg.data.clients,
+        backend_config=backend,  # type: ignore[arg-type]
+        verbose_logging=verbose,
+    )
+    if not out.exists() or out.stat().st_mtime_ns == before:
+        raise RuntimeError("the Flower ServerApp finished without writing metrics.json (see Flower's log above)")
+    return json.loads(out.read_text())

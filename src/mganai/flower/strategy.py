@@ -1,0 +1,184 @@
+"""FedAvg for Flower that lets mganai's attack watch every client's individual update.
+
+A malicious (or audited) Flower server sees each client's reply before averaging.
+`AuditStrategy` subclasses Flower's Message-API `FedAvg` (`flwr.serverapp.strategy`,
+current in flwr 1.42; the legacy `flwr.server.strategy` fit/evaluate API is the old
+one): after each training round it builds the same `RoundObservation` as
+`FedAvgSimulator` (updates = returned model - model sent, stacked over clients in
+ascending client id) and hands it to the same observers. A `ModelDispatcher` (the
+active attack) may send one client a different model; that client's update is then
+left out of the average, exactly as in the simulator. The average itself uses the
+simulator's arithmetic (`mganai.fl.aggregate`), so FL on Flower is bit-identical to
+`mganai run --engine loop` for the same seed.
+
+Client identity: Flower addresses nodes by node id, which says nothing about whose
+data a node holds. Each ClientApp reports its partition id in its training metrics
+(key `client_key`, default "partition-id"); the strategy maps node id -> client id
+from those replies. A client is therefore known from its first reply on: a
+dispatcher can only target it from the second round on (our active attack starts
+at `attack.start_round`, default 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from logging import WARNING
+from typing import Any
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
+from flwr.supercore import log
+
+from mganai.fl.aggregate import apply_update, weighted_mean
+from mganai.fl.model import Params, clone_params
+from mganai.fl.observers import ModelDispatcher, RoundObservation, ServerObserver
+
+CLIENT_KEY = "partition-id"
+
+
+def params_from_record(record: ArrayRecord) -> Params:
+    """An ArrayRecord as our parameter dict (float tensors by name, own memory)."""
+    return {k: v.clone() for k, v in record.to_torch_state_dict().items()}
+
+
+def record_from_params(params: Params) -> ArrayRecord:
+    """Our parameter dict as an ArrayRecord (what crosses the wire)."""
+    return ArrayRecord.from_torch_state_dict({k: v.detach().cpu() for k, v in params.items()})
+
+
+def _single(records: Any, kind: str) -> Any:
+    """The one record of a kind in a reply (FedAvg requires exactly one)."""
+    values = list(records.values())
+    if len(values) != 1:
+        raise ValueError(f"expected exactly one {kind} in a training reply, got {len(values)}")
+    return values[0]
+
+
+class AuditStrategy(FedAvg):
+    """FedAvg whose every training round is shown to mganai observers.
+
+    `observers` receive a `RoundObservation` per round (copies: they cannot change
+    FL); `dispatcher`, if given, decides per client which model it receives.
+    Every other keyword goes to `FedAvg` unchanged.
+    """
+
+    def __init__(
+        self,
+        observers: Sequence[ServerObserver] = (),
+        dispatcher: ModelDispatcher | None = None,
+        client_key: str = CLIENT_KEY,
+        node_to_client: dict[int, int] | None = None,
+        **fedavg: Any,
+    ):
+        fedavg.setdefault("train_metrics_aggr_fn", self._aggregate_metrics)
+        super().__init__(**fedavg)
+        self.observers = list(observers)
+        self.dispatcher = dispatcher
+        self.client_key = client_key
+        self.node_to_client: dict[int, int] = dict(node_to_client or {})
+        self._global: Params = {}
+        self._custom: dict[int, Params] = {}  # node id -> model sent instead of the shared one
+        self.participants: list[list[int]] = []  # client ids that replied, per round
+
+    def _aggregate_metrics(self, records: list[RecordDict], weighted_by_key: str) -> MetricRecord:
+        """FedAvg's weighted metric average, minus the client id (an average of ids means nothing)."""
+        metrics = aggregate_metricrecords(records, weighted_by_key)
+        metrics.pop(self.client_key, None)
+        return metrics
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """FedAvg's messages, with a dispatcher-chosen model for the clients it targets."""
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        self._global = params_from_record(arrays)
+        self._custom = {}
+        if self.dispatcher is None:
+            return messages
+        out = []
+        t = server_round - 1  # Flower counts rounds from 1, our observers from 0
+        for msg in messages:
+            node = msg.metadata.dst_node_id
+            client = self.node_to_client.get(node)
+            custom = None if client is None else self.dispatcher.model_for(t, client, clone_params(self._global))
+            if custom is None:
+                out.append(msg)
+                continue
+            self._custom[node] = clone_params(custom)
+            # FedAvg's messages share one RecordDict: the targeted node gets its own.
+            content = RecordDict(
+                {self.arrayrecord_key: record_from_params(custom), self.configrecord_key: ConfigRecord(dict(config))}
+            )
+            out.append(Message(content=content, dst_node_id=node, message_type=MessageType.TRAIN))
+        return out
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Show the round to the observers, then FedAvg over the clients that got the shared model."""
+        replies = list(replies)
+        rows = []  # (client, node, reply, end params, samples)
+        for reply in replies:
+            if reply.has_error():
+                continue
+            node = reply.metadata.src_node_id
+            metrics = _single(reply.content.metric_records, "MetricRecord")
+            if self.client_key not in metrics:
+                raise ValueError(
+                    f"client reply from node {node} has no '{self.client_key}' metric: "
+                    "the ClientApp must report its partition id so the attack can tell clients apart"
+                )
+            client = int(metrics[self.client_key])
+            known = self.node_to_client.setdefault(node, client)
+            if known != client:
+                log(WARNING, "node %d reported client %d, earlier %d; using %d", node, client, known, client)
+                self.node_to_client[node] = client
+            ends = params_from_record(_single(reply.content.array_records, "ArrayRecord"))
+            rows.append((client, node, reply, ends, float(metrics[self.weighted_by_key])))
+        rows.sort(key=lambda r: r[0])
+        self.participants.append([r[0] for r in rows])
+        names = list(self._global)
+        sent = [self._custom.get(node, self._global) for _, node, _, _, _ in rows]
+        updates = {n: torch.stack([r[3][n] - s[n] for r, s in zip(rows, sent)]) for n in names} if rows else {}
+        counts = torch.tensor([r[4] for r in rows], dtype=torch.float32)
+        keep = [i for i, r in enumerate(rows) if r[1] not in self._custom and r[4] > 0]
+        arrays, metrics = None, None
+        if keep:
+            # FedAvg checks the replies and averages their metrics; the average model is
+            # computed with the simulator's arithmetic (M + weighted mean of updates), which
+            # FedAvg's sum_k w_k M_k equals up to float rounding, so FL is bit-identical to
+            # `mganai run --engine loop` and the two runtimes can be compared exactly.
+            _, metrics = super().aggregate_train(server_round, [rows[i][2] for i in keep])
+            pos = torch.tensor(keep)
+            mean = weighted_mean({n: u[pos] for n, u in updates.items()}, counts[pos])
+            arrays = record_from_params(apply_update(self._global, mean))
+        if rows and self.observers:
+            obs = RoundObservation(
+                round=server_round - 1,
+                client_ids=[r[0] for r in rows],
+                num_samples=counts.clone(),
+                global_params=clone_params(self._global),
+                sent={n: torch.stack([s[n] for s in sent]) for n in names},
+                updates={n: u.clone() for n, u in updates.items()},
+                aggregated=[rows[i][0] for i in keep],
+            )
+            for observer in self.observers:
+                observer.observe(obs)
+        return arrays, metrics
+
+
+def accuracy_fn(
+    evaluate: Callable[[Params], float], on_round: Callable[[int, float], None] | None = None
+) -> Callable[[int, ArrayRecord], MetricRecord]:
+    """A Flower `evaluate_fn`: our held-out accuracy of the shared model after every round."""
+
+    def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
+        acc = evaluate(params_from_record(arrays))
+        if server_round > 0 and on_round:
+            on_round(server_round - 1, acc)
+        return MetricRecord({"accuracy": acc})
+
+    return evaluate_fn

@@ -1,0 +1,208 @@
+"""Flower integration: the strategy against the simulator, flower-sim end to end, a loopback deployment.
+
+Skipped when flwr is not installed (`pip install -e '.[flower]'`; `make test` installs it).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("flwr", reason="Flower is not installed: pip install -e '.[flower]' (make test installs it)")
+
+from flwr.app import ConfigRecord, Message, RecordDict  # noqa: E402
+from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
+
+from mganai.attack.active import VictimIsolation  # noqa: E402
+from mganai.cli import main  # noqa: E402
+from mganai.config import build_config  # noqa: E402
+from mganai.data import load_dataset  # noqa: E402
+from mganai.fl.model import SharedCNN, params_of, seeded  # noqa: E402
+from mganai.fl.observers import RoundObservation  # noqa: E402
+from mganai.fl.server import FedAvgSimulator  # noqa: E402
+from mganai.flower.app import config_from_run_config, train_reply  # noqa: E402
+from mganai.flower.strategy import AuditStrategy, params_from_record, record_from_params  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = """
+[attack]
+start_round = 1
+gan_steps_per_round = 2
+gan_final_steps = 5
+inversion_steps = 3
+reps_per_client = 4
+[eval]
+oracle_epochs = 1
+samples_per_class = 2
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_global_state():
+    """Audits and ClientApps switch torch to deterministic kernels process-wide; undo that afterwards."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(deterministic)
+    torch.set_flush_denormal(False)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[RoundObservation] = []
+
+    def observe(self, obs: RoundObservation) -> None:
+        self.seen.append(obs)
+
+
+class FakeGrid:
+    """Just enough of a Grid for FedAvg's node sampling."""
+
+    def __init__(self, nodes: list[int]):
+        self.nodes = nodes
+
+    def get_node_ids(self) -> list[int]:
+        return list(self.nodes)
+
+
+@pytest.fixture
+def task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages need a run identity; a Flower runtime would set it."""
+    for name in ("_run_id", "_task_id", "_node_id"):
+        monkeypatch.setattr(TaskIdentity, name, 1)
+
+
+def _flower_rounds(cfg, strategy: AuditStrategy, init, client_of: dict[int, int], rounds: int):
+    """Drive the strategy by hand: configure, let each 'ClientApp' (train_reply) answer, aggregate."""
+    arrays = record_from_params(init)
+    sent_records = []
+    for r in range(1, rounds + 1):
+        messages = list(strategy.configure_train(r, arrays, ConfigRecord(), FakeGrid(sorted(client_of))))
+        sent_records.append({m.metadata.dst_node_id: m.content for m in messages})
+        replies = [
+            Message(train_reply(cfg, client_of[m.metadata.dst_node_id], m.content), reply_to=m) for m in messages
+        ]
+        new, _ = strategy.aggregate_train(r, replies)
+        arrays = new if new is not None else arrays
+    return params_from_record(arrays), sent_records
+
+
+def test_strategy_shows_the_simulators_rounds_and_isolates_the_victim(task_identity) -> None:
+    cfg = build_config({}, {"data.clients": 3, "fl.rounds": 3, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 3})
+    data = load_dataset(cfg.data, cfg.seed)
+    shape = data.image_shape
+    model = SharedCNN(shape[0], data.num_classes, shape[1])
+    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    victim = 1
+
+    sim_seen = Recorder()
+    sim_iso = VictimIsolation(victim, start_round=1)
+    sim = FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers=[sim_iso, sim_seen], dispatcher=sim_iso)
+    sim_final = sim.run().final_params
+
+    fl_seen = Recorder()
+    fl_iso = VictimIsolation(victim, start_round=1)
+    client_of = {501: 2, 502: 0, 503: 1}  # node ids say nothing about whose data a node holds
+    strategy = AuditStrategy([fl_iso, fl_seen], fl_iso, fraction_evaluate=0.0, min_available_nodes=3)
+    fl_final, sent = _flower_rounds(cfg, strategy, init, client_of, cfg.fl.rounds)
+
+    assert strategy.node_to_client == client_of
+    assert len(fl_seen.seen) == len(sim_seen.seen) == 3
+    for a, b in zip(fl_seen.seen, sim_seen.seen):
+        assert (a.round, a.client_ids, a.aggregated) == (b.round, b.client_ids, b.aggregated)
+        assert torch.equal(a.num_samples, b.num_samples)
+        for n in b.updates:
+            assert torch.equal(a.updates[n], b.updates[n]), n
+            assert torch.equal(a.sent[n], b.sent[n]), n
+            assert torch.equal(a.global_params[n], b.global_params[n]), n
+    assert fl_seen.seen[1].aggregated == [0, 2]  # the isolated victim's update stays out of the average
+    for n in sim_final:
+        assert torch.equal(fl_final[n], sim_final[n]), n
+    # round 2 on: the victim's node got its own record, the others share the shared model's
+    victim_node, others = 503, [501, 502]
+    assert sent[1][victim_node] is not sent[1][others[0]] and sent[1][others[0]] is sent[1][others[1]]
+    assert not torch.equal(params_from_record(sent[2][victim_node]["arrays"])["classifier.weight"],
+                           params_from_record(sent[2][others[0]]["arrays"])["classifier.weight"])
+
+
+def test_strategy_refuses_replies_without_a_client_id(task_identity) -> None:
+    cfg = build_config({}, {"data.clients": 2, "fl.local_epochs": 1})
+    data = load_dataset(cfg.data, cfg.seed)
+    shape = data.image_shape
+    init = params_of(SharedCNN(shape[0], data.num_classes, shape[1]))
+    strategy = AuditStrategy([Recorder()], min_available_nodes=2)
+    messages = list(strategy.configure_train(1, record_from_params(init), ConfigRecord(), FakeGrid([1, 2])))
+    replies = []
+    for m in messages:
+        content = train_reply(cfg, 0, m.content)
+        del content["metrics"]["partition-id"]
+        replies.append(Message(content, reply_to=m))
+    with pytest.raises(ValueError, match="partition-id"):
+        strategy.aggregate_train(1, replies)
+
+
+def test_run_config_keys_override_the_file_and_empty_means_unset(tmp_path: Path) -> None:
+    f = tmp_path / "c.toml"
+    f.write_text("[fl]\nrounds = 7\nlocal_epochs = 3\n")
+    run_config = {"config-file": str(f), "fl.rounds": "", "fl.local_epochs": 1, "data.clients": 4, "out": "x"}
+    cfg = config_from_run_config(run_config)
+    assert (cfg.fl.rounds, cfg.fl.local_epochs, cfg.data.clients, cfg.out) == (7, 1, 4, "x")
+    assert config_from_run_config({"seed": ""}).seed == build_config().seed
+
+
+def test_example_app_lists_only_unset_or_run_level_keys() -> None:
+    import tomllib
+
+    from flwr.common.config import flatten_dict
+
+    app = tomllib.loads((ROOT / "examples/flower/pyproject.toml").read_text())["tool"]["flwr"]
+    components = {"serverapp": "mganai.flower.app:server_app", "clientapp": "mganai.flower.app:client_app"}
+    assert app["app"]["components"] == components
+    config_from_run_config(flatten_dict(app["app"]["config"]))  # every key is a valid mganai setting
+
+
+def _metrics(path: Path) -> dict:
+    return json.loads((path / "metrics.json").read_text())
+
+
+def test_flower_sim_writes_the_same_audit_as_the_simulator(tmp_path: Path, capsys) -> None:
+    conf = tmp_path / "tiny.toml"
+    conf.write_text(TINY)
+    common = ["--config", str(conf), "--clients", "3", "--rounds", "2", "--local-epochs", "1", "--seed", "5",
+              "--methods", "mganai-passive,mganai-active", "--quiet"]
+    assert main(["flower-sim", *common, "--out", str(tmp_path / "flower")]) == 0
+    assert main(["run", *common, "--engine", "loop", "--out", str(tmp_path / "sim")]) == 0
+    flower, sim = _metrics(tmp_path / "flower"), _metrics(tmp_path / "sim")
+    assert flower["fl"].pop("runtime") == "flower" and sim["fl"].pop("runtime") == "mganai-simulator"
+    assert flower["fl"] == sim["fl"]
+    assert flower["config"].pop("out") != sim["config"].pop("out")
+    assert flower["config"] == sim["config"]  # flower-sim records the engine its clients ran: loop
+    assert flower["methods"] == sim["methods"]
+    methods = flower["methods"]
+    assert methods["mganai-active"]["victim_accuracy"] != methods["mganai-passive"]["victim_accuracy"]
+    for name in ("mganai-passive", "mganai-active"):
+        assert (tmp_path / "flower" / f"{name}.png").stat().st_size > 0
+    assert "FL test accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the loopback script finds processes through /proc")
+def test_loopback_deployment(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples/flower/deploy_loopback.py"), "--nodes", "2", "--rounds", "2",
+         "--methods", "mganai-passive", "--out", str(out), "--timeout", "240"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+    assert summary["status"] == "finished:completed"
+    assert summary["leftover_processes"] == []
+    assert summary["listen"] and all(a.startswith("127.0.0.1:") for a in summary["listen"])
+    m = _metrics(out)
+    assert m["fl"]["runtime"] == "flower" and len(m["fl"]["test_accuracy_per_round"]) == 2
+    assert 0.0 <= m["methods"]["mganai-passive"]["joint_success"] <= 1.0
+    assert (out / "mganai-passive.png").stat().st_size > 0
