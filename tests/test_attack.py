@@ -144,3 +144,29 @@ def test_active_isolation_sends_the_victim_its_own_model(small_fed, model, init_
         assert torch.equal(r2.sent_to(0)[name], r2.global_params[name])
     assert 2 not in r1.aggregated and 2 not in r2.aggregated
     assert iso.sent_rounds == [1, 2]
+
+
+def test_smooth_generator_draws_at_half_resolution_for_every_supported_side():
+    from mganai.attack.generator import ConditionalGenerator
+
+    for side in (16, 28, 32, 64):
+        g = ConditionalGenerator(8, 10, 3, (1, side, side), width=8, smooth=True)
+        out = g(torch.randn(4, 8), torch.arange(4), torch.tensor([0, 1, 2, 0]))
+        assert out.shape == (4, 1, side, side) and out.abs().max() <= 1
+        assert g.drawn < side  # drawn smaller, then upsampled: no pixel-level pattern to exploit
+        sharp = ConditionalGenerator(8, 10, 3, (3, side, side), width=8, smooth=False)
+        assert sharp(torch.randn(2, 8), torch.arange(2), torch.tensor([0, 1])).shape == (2, 3, side, side)
+
+
+def test_class_ensemble_keeps_every_clients_local_model(small_fed, model, init_params, fl_cfg):
+    cfg = tiny_attack(class_ensemble=True)
+    gan = GanAttack(CLASS_GAN, model, None, 10, 4, 0, (1, 16, 16), cfg, seed=0)
+    rec = Recorder()
+    FedAvgSimulator(model, init_params, small_fed, fl_cfg, seed=0, observers=[gan, rec]).run()
+    last = rec.seen[-1]
+    assert len(gan.local_models) == min(len(rec.seen), cfg.rep_pool_rounds)
+    for name, value in gan.local_models[-1].items():
+        assert torch.equal(value, last.sent[name] + last.updates[name])
+    x = gan.generate(torch.arange(10), seed=0)
+    # The ensemble term adds the local models' class loss on top of the shared model's.
+    assert gan._class_loss(x, torch.arange(10)) > F.cross_entropy(gan.D.category(x), torch.arange(10))

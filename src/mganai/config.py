@@ -69,6 +69,9 @@ class AttackConfig:
     match_weight: float = 1.0  # weight of the update-matching term of mGAN-AI's generator
     match_batch: int = 10  # generated samples per client in that term
     rep_pool_rounds: int = 10  # rounds of representatives the discriminator keeps
+    jitter: int = 1  # random shift (pixels) of generated images before any judge sees them
+    class_ensemble: bool = True  # class term also on every client's local model of a kept round
+    smooth_output: bool = True  # generator draws at half resolution, bilinearly upsampled
 
 
 @dataclass

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.func import functional_call, vmap
 
 from mganai.attack.bank import RepresentativeBank
 from mganai.attack.discriminator import MultiTaskDiscriminator
@@ -63,7 +64,9 @@ class GanAttack:
         self.recipe, self.bank, self.cfg = recipe, bank, cfg
         self.num_classes, self.num_clients, self.victim = num_classes, num_clients, victim
         ids = num_clients if recipe.identity else 0
-        self.G = seeded(lambda: ConditionalGenerator(cfg.noise_dim, num_classes, ids, image_shape), seed + 101)
+        self.G = seeded(
+            lambda: ConditionalGenerator(cfg.noise_dim, num_classes, ids, image_shape, smooth=cfg.smooth_output), seed + 101
+        )
         self.G_shape = image_shape
         self.D = seeded(lambda: MultiTaskDiscriminator(shared, ids), seed + 202)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
@@ -71,11 +74,14 @@ class GanAttack:
         self.rng = torch.Generator().manual_seed(seed * 131 + 7)
         self.shared = shared
         self.rounds: deque[tuple[Params, Params, Tensor, Tensor]] = deque(maxlen=cfg.rep_pool_rounds)
+        self.local_models: deque[Params] = deque(maxlen=cfg.rep_pool_rounds)
         self.steps_done = 0
 
     def observe(self, obs: RoundObservation) -> None:
         if obs.round < self.cfg.start_round:
             return
+        if self.cfg.class_ensemble:
+            self.local_models.append({n: obs.sent[n] + obs.updates[n] for n in obs.sent})
         if self.recipe.update_match:
             labels = labels_for(present_classes(obs.updates), self.cfg.match_batch)
             self.rounds.append((obs.sent, obs.updates, labels, torch.tensor(obs.client_ids)))
@@ -104,10 +110,10 @@ class GanAttack:
         n = self.cfg.gan_batch
         for _ in range(steps):
             z, c, k = self._conditions(n)
-            fake = self.G(z, c, k)
+            fake = self._jitter(self.G(z, c, k))
             if self.recipe.realism:
                 self._d_step(fake.detach(), n)
-            loss_g = self.cfg.class_weight * F.cross_entropy(self.D.category(fake), c)
+            loss_g = self.cfg.class_weight * self._class_loss(fake, c)
             if self.recipe.realism:
                 real_logit, id_logits = self.D(fake)
                 realism = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
@@ -120,6 +126,23 @@ class GanAttack:
             loss_g.backward()
             self.opt_g.step()
             self.steps_done += 1
+
+    def _jitter(self, x: Tensor) -> Tensor:
+        """Shift the batch by up to `cfg.jitter` pixels: only features that survive a shift count."""
+        j = self.cfg.jitter
+        if j == 0:
+            return x
+        dx, dy = torch.randint(-j, j + 1, (2,), generator=self.rng).tolist()
+        return torch.roll(x, (dx, dy), dims=(2, 3))
+
+    def _class_loss(self, x: Tensor, c: Tensor) -> Tensor:
+        """Class c for the shared model and, averaged, for every client's local model of a kept round."""
+        loss = F.cross_entropy(self.D.category(x), c)
+        if not self.cfg.class_ensemble or not self.local_models:
+            return loss
+        local = self.local_models[int(torch.randint(len(self.local_models), (1,), generator=self.rng))]
+        logits = vmap(lambda p: functional_call(self.shared, p, (x,)))(local)  # [K, B, C]
+        return loss + F.cross_entropy(logits.flatten(0, 1), c.repeat(len(logits)))
 
     def _match_loss(self) -> Tensor:
         """Generate a batch per client of a kept round; its gradient must point like that client's update."""

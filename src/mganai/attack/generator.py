@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -10,17 +11,22 @@ class ConditionalGenerator(nn.Module):
     """DCGAN-style: a linear projection to a small feature map, then BatchNorm+ReLU
     transposed convolutions that double the size, and a tanh output.
 
-    Two doublings up to 32x32, three beyond. Class and client enter as learned
+    Two doublings up to 32x32, three beyond; `smooth` draws at half resolution. Class and client enter as learned
     embeddings concatenated to the noise; `num_clients=0` makes it class-only.
     """
 
-    def __init__(self, noise_dim: int, num_classes: int, num_clients: int, image_shape: tuple[int, int, int], width: int = 64):
+    def __init__(
+        self, noise_dim: int, num_classes: int, num_clients: int, image_shape: tuple[int, int, int],
+        width: int = 64, smooth: bool = False,
+    ):
         super().__init__()
-        channels, size, _ = image_shape
-        ups = 2 if size <= 32 else 3
-        self.start = size // 2**ups
-        if self.start * 2**ups != size:
-            raise ValueError(f"generator needs an image side divisible by {2**ups}, got {size}")
+        channels, self.size, _ = image_shape
+        # Drawn at half resolution when smooth (a smoothness prior against pixel-level adversarial
+        # patterns), at a side the doublings reach exactly, then resized to the image side.
+        target = -(-self.size // 2) if smooth else self.size
+        ups = 2 if target <= 32 else 3
+        self.start = -(-target // 2**ups)
+        self.drawn = self.start * 2**ups
         self.noise_dim = noise_dim
         self.class_emb = nn.Embedding(num_classes, 16)
         self.client_emb = nn.Embedding(num_clients, 16) if num_clients else None
@@ -45,4 +51,7 @@ class ConditionalGenerator(nn.Module):
                 raise ValueError("this generator is conditioned on a client id")
             parts.append(self.client_emb(clients))
         h = self.project(torch.cat(parts, dim=1)).view(len(z), self.c0, self.start, self.start)
-        return self.body(h)
+        x = self.body(h)
+        if self.drawn != self.size:
+            x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+        return x
