@@ -22,7 +22,7 @@ from mganai.attack.bank import RepresentativeBank
 from mganai.attack.gan import CLASS_GAN, MGANAI, NO_IDENTITY, GanAttack
 from mganai.attack.replay import RepresentativeReplay
 from mganai.config import RunConfig
-from mganai.data import FederatedDataset, load_dataset
+from mganai.data import FederatedDataset, check_victim, load_dataset
 from mganai.eval.metrics import nn_ssim, oracle_rates
 from mganai.eval.oracle import train_oracle
 from mganai.fl.model import SharedCNN, params_of, seeded
@@ -126,6 +126,7 @@ def run_audit(cfg: RunConfig, out: Path) -> dict[str, Any]:
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     data = load_dataset(cfg.data, cfg.seed)
+    check_victim(data, cfg.attack.victim)
     timing["data_s"] = time.perf_counter() - t0
     methods = [] if cfg.attack.methods == ["none"] else list(cfg.attack.methods)
     passive = [m for m in methods if m != "mganai-active"]
