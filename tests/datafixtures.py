@@ -37,7 +37,9 @@ def class_images(labels: np.ndarray, side: int = 28, seed: int = 0) -> np.ndarra
     return np.stack(out)
 
 
-def write_idx_dir(d: Path, n: int = 240, classes: int = 4, gz: bool = True, prefix: str = "train", first_label: int = 0) -> Path:
+def write_idx_dir(
+    d: Path, n: int = 240, classes: int = 4, gz: bool = True, prefix: str = "train", first_label: int = 0
+) -> Path:
     """One images/labels pair of `n` samples with labels first_label.. (all classes equally often)."""
     d.mkdir(parents=True, exist_ok=True)
     labels = (np.arange(n) % classes + first_label).astype(np.uint8)

@@ -81,7 +81,10 @@ def test_max_per_client_subsamples_each_client(tmp_path):
         (lambda r: write_folder_tree(r, {"only": {"a": 3}}), "1 client folder(s); need at least 2"),
         (lambda r: (write_folder_tree(r, {"u1": {"a": 3}}), (r / "u2" / "a").mkdir(parents=True)), "u2 has no images"),
         (
-            lambda r: (write_folder_tree(r, THREE), (r / "bob" / "b" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")),
+            lambda r: (
+                write_folder_tree(r, THREE),
+                (r / "bob" / "b" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n broken"),
+            ),
             "bob/b/bad.png",
         ),
     ],
@@ -158,6 +161,7 @@ def test_cli_runs_an_rgb_folder_dataset_with_the_victim_named(tmp_path):
     assert code == 0, stderr
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["attack"]["victim"] == 1
+    assert metrics["data"]["clients"] == ["alice", "bob", "carol"] and metrics["data"]["image_shape"] == [3, 32, 32]
     assert set(metrics["methods"]) == {"mganai-passive", "representatives"}
     assert (out / "mganai-passive.png").is_file()
 

@@ -55,7 +55,11 @@ def _check(data, channels: int, side: int) -> None:
 @pytest.mark.parametrize("name", ["a-images-idx3-ubyte", "a-images-idx3-ubyte.gz"])
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32])
 def test_read_idx_round_trips_raw_and_gzipped(tmp_path, name, dtype):
-    arr = (np.arange(2 * 3 * 5) - 7).reshape(2, 3, 5).astype(dtype) if dtype != np.uint8 else np.arange(30, dtype=np.uint8).reshape(2, 3, 5)
+    arr = (
+        (np.arange(2 * 3 * 5) - 7).reshape(2, 3, 5).astype(dtype)
+        if dtype != np.uint8
+        else np.arange(30, dtype=np.uint8).reshape(2, 3, 5)
+    )
     out = read_idx(write_idx(tmp_path / name, arr))
     assert out.shape == (2, 3, 5) and np.array_equal(out, arr)
 
@@ -156,7 +160,9 @@ def test_user_styles_make_clients_differ_and_are_seeded(tmp_path):
 # --- Debian's Fashion-MNIST ----------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not (FASHION / "train-images-idx3-ubyte.gz").is_file(), reason="Debian package dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not (FASHION / "train-images-idx3-ubyte.gz").is_file(), reason="Debian package dataset-fashion-mnist not installed"
+)
 def test_debian_fashion_mnist_through_idx_and_by_name(monkeypatch, tmp_path):
     data = load_dataset(_cfg(f"idx:{FASHION}", clients=10, max_per_client=50), seed=0)
     assert data.num_clients == 10 and data.num_classes == 10 and data.image_shape == (1, 28, 28)
@@ -166,7 +172,9 @@ def test_debian_fashion_mnist_through_idx_and_by_name(monkeypatch, tmp_path):
     assert x.shape == (70000, 1, 28, 28) and np.bincount(y).tolist() == [7000] * 10
     # By name it uses the Debian copy: no download, and the class names are Fashion-MNIST's.
     monkeypatch.setattr(dl, "download", lambda *a, **k: pytest.fail("downloaded although Debian's copy exists"))
-    named = load_dataset(_cfg("fashion-mnist", clients=2, max_per_client=20, resolution=16, cache_dir=str(tmp_path)), seed=0)
+    named = load_dataset(
+        _cfg("fashion-mnist", clients=2, max_per_client=20, resolution=16, cache_dir=str(tmp_path)), seed=0
+    )
     assert named.class_names[0] == "T-shirt/top" and named.image_shape == (1, 16, 16)
 
 
@@ -241,7 +249,9 @@ def _write_cifar(cache: Path, n: int = 60) -> None:
     labels = [i % 10 for i in range(n)]
     data = rng.integers(0, 256, size=(n, 3 * 32 * 32), dtype=np.uint8)
     (d / "data_batch_1").write_bytes(pickle.dumps({b"data": data, b"labels": labels}))
-    names = [s.encode() for s in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")]
+    names = [
+        s.encode() for s in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    ]
     (d / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}))
 
 

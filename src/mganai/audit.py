@@ -144,6 +144,7 @@ def run_audit(cfg: RunConfig, out: Path) -> dict[str, Any]:
             "victim_accuracy": base.victim_accuracy,
         },
         "config": cfg.to_dict(),
+        "data": describe(data),
     }
     if methods:
         t1 = time.perf_counter()
@@ -175,6 +176,18 @@ def run_audit(cfg: RunConfig, out: Path) -> dict[str, Any]:
     metrics["timing"] = timing
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def describe(data: FederatedDataset) -> dict[str, Any]:
+    """What was actually loaded (a folder's client names, the resolution a default picked), for metrics.json."""
+    return {
+        "name": data.name,
+        "image_shape": list(data.image_shape),
+        "num_classes": data.num_classes,
+        "clients": data.client_names(),
+        "train_samples": [len(c.y_train) for c in data.clients],
+        "heldout_samples": [len(c.y_test) for c in data.clients],
+    }
 
 
 def method_grid(data: FederatedDataset, victim: int, samples: Tensor, classes: Tensor, per_class: int, cols: int = 8) -> Any:

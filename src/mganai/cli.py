@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
         help="digits (embedded default, no download), mnist, fashion-mnist, emnist[-letters|-digits], cifar10, "
         "olivetti, att-faces[:DIR] (s1..s40/*.pgm), idx:DIR (IDX files), folder:DIR (DIR/<client>/<class>/<image>)",
     )
-    run.add_argument("--clients", type=int, help="number of FL clients N (default 10; folder: and faces bring their own)")
+    run.add_argument("--clients", type=int, help="number of FL clients N (default 10; folder:, faces: their own)")
     run.add_argument("--partition", choices=["iid", "dirichlet"], help="how classes are split over clients (default iid)")
     run.add_argument("--alpha", type=float, help="Dirichlet concentration for --partition dirichlet (default 0.5)")
     run.add_argument(
@@ -65,15 +65,15 @@ def _parser() -> argparse.ArgumentParser:
         "--user-styles",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="per-client writer styles (grey) or colour styles (RGB) for datasets without natural users (default on)",
+        help="per-client writer (grey) or colour (RGB) styles for datasets without natural users (default on)",
     )
     run.add_argument(
-        "--max-per-client", type=int, help="cap on each client's samples, stratified (default 200; 0 = all; digits: never)"
+        "--max-per-client", type=int, help="cap on each client's samples, stratified (default 200, 0 = all; not digits)"
     )
-    run.add_argument("--faces-per-client", type=int, help="faces: people per client (default 4: 40 people -> 10 clients)")
+    run.add_argument("--faces-per-client", type=int, help="faces: people per client (default 4: 10 clients of 40)")
     run.add_argument("--cache-dir", metavar="DIR", help="download cache (default $MGANAI_DATA or ~/.cache/mganai)")
     run.add_argument(
-        "--victim", help="client whose private data the server attacks: index (default 0) or, for folder:, its folder name"
+        "--victim", help="client whose private data the server attacks: index (default 0), or a folder: client's name"
     )
     run.add_argument("--rounds", type=int, help="FL rounds (default 40)")
     run.add_argument("--local-epochs", type=int, help="local epochs per round (default 2)")

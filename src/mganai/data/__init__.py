@@ -32,7 +32,9 @@ __all__ = [
 
 POOLED = ("mnist", "fashion-mnist", "emnist", "emnist-letters", "emnist-digits", "cifar10")
 FACES = ("olivetti", "att-faces")
-ALLOWED = "digits, mnist, fashion-mnist, emnist[-letters|-digits], cifar10, olivetti, att-faces[:DIR], idx:DIR, folder:DIR"
+ALLOWED = (
+    "digits, mnist, fashion-mnist, emnist[-letters|-digits], cifar10, olivetti, att-faces[:DIR], idx:DIR, folder:DIR"
+)
 # Default side per source. MNIST-like data keeps its native 28x28; faces need at least 32 to stay faces.
 DEFAULT_RESOLUTION = {"digits": 16, "mnist": 28, "idx": 28, "cifar10": 32, "faces": 32}
 
@@ -122,12 +124,15 @@ def check_victim_early(cfg: DataConfig, victim: int) -> None:
     """For folder: datasets, the victim index against the client folders, before any image is read."""
     names = natural_client_names(cfg)
     if names is not None and not 0 <= victim < len(names):
-        raise ConfigError(f"attack.victim must be in 0..{len(names) - 1} ({cfg.dataset} has {len(names)} clients), got {victim}")
+        raise ConfigError(
+            f"attack.victim must be in 0..{len(names) - 1} ({cfg.dataset} has {len(names)} clients), got {victim}"
+        )
 
 
 def check_victim(data: FederatedDataset, victim: int) -> None:
     """The victim must be one of the loaded clients (folder: and faces know their count only now)."""
     if not 0 <= victim < data.num_clients:
         raise DataError(
-            f"attack.victim must be in 0..{data.num_clients - 1} ({data.name} has {data.num_clients} clients), got {victim}"
+            f"attack.victim must be in 0..{data.num_clients - 1} "
+            f"({data.name} has {data.num_clients} clients), got {victim}"
         )

@@ -24,7 +24,12 @@ import numpy as np
 from mganai.data.errors import DataError, notice
 from mganai.data.idx import load_idx_dir, read_idx
 
-IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+IDX_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 IDX_MIRRORS = {
     "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"),
     "fashion-mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
@@ -33,7 +38,18 @@ LOCAL_COPIES = {"fashion-mnist": (Path("/usr/share/datasets/fashion-mnist"),)}  
 EMNIST_ZIP = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
 CIFAR10_TAR = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
 
 def cache_dir(configured: str = "") -> Path:

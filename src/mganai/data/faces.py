@@ -50,10 +50,14 @@ def att_folder_images(root: Path) -> tuple[list[np.ndarray], np.ndarray, list[st
     """The original layout: one folder per person (s1..s40) of PGM images."""
     if not root.is_dir():
         raise DataError(f"att-faces folder not found: {root} (expected {root}/s1..s40/*.pgm)")
-    people = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: _natural_key(p.name))
+    people = sorted(
+        (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: _natural_key(p.name)
+    )
     images, ids = [], []
     for i, pdir in enumerate(people):
-        files = sorted((f for f in pdir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES), key=lambda f: _natural_key(f.name))
+        files = sorted(
+            (f for f in pdir.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES), key=lambda f: _natural_key(f.name)
+        )
         if not files:
             raise DataError(f"person folder {pdir} has no images")
         images += [read_image(f) for f in files]
@@ -70,7 +74,9 @@ def federate_faces(
     n_people = len(names)
     groups = [list(range(s, min(s + per_client, n_people))) for s in range(0, n_people, per_client)]
     if len(groups) < 2:
-        raise DataError(f"{name}: {n_people} people at {per_client} per client make {len(groups)} client; need at least 2")
+        raise DataError(
+            f"{name}: {n_people} people at {per_client} per client make {len(groups)} client; need at least 2"
+        )
     clients = []
     for k, group in enumerate(groups):
         idx = np.flatnonzero(np.isin(people, group))
@@ -81,7 +87,9 @@ def federate_faces(
     return FederatedDataset(name, clients, num_classes=n_people, class_names=list(names))
 
 
-def load_faces(source: str, cache: Path, resolution: int, per_client: int, holdout: float, seed: int) -> FederatedDataset:
+def load_faces(
+    source: str, cache: Path, resolution: int, per_client: int, holdout: float, seed: int
+) -> FederatedDataset:
     """`source` is "" for scikit-learn's copy, or the path of the original folders."""
     if source:
         images, people, names = att_folder_images(Path(source))

@@ -84,8 +84,10 @@ def load_folder(root: str | Path, resolution: int, seed: int, holdout: float, ma
     side = resolution or fitting_resolution([min(w, h) for (w, h), n in sizes.items() for _ in range(n)])
     if len(sizes) > 1:
         listed = ", ".join(f"{w}x{h} ({n})" for (w, h), n in sizes.most_common(3))
-        notice(f"images in {root} have {len(sizes)} different sizes ({listed}{', ...' if len(sizes) > 3 else ''}); "
-               f"all are centre-cropped to square and resized to {side}x{side}")
+        notice(
+            f"images in {root} have {len(sizes)} different sizes ({listed}{', ...' if len(sizes) > 3 else ''}); "
+            f"all are centre-cropped to square and resized to {side}x{side}"
+        )
     elif next(iter(sizes)) != (side, side):
         w, h = next(iter(sizes))
         notice(f"images in {root} are {w}x{h}; resized{' (centre-cropped)' if w != h else ''} to {side}x{side}")

@@ -38,7 +38,11 @@ def read_idx(path: str | Path) -> np.ndarray:
     need = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header < need:
         raise DataError(f"IDX file {path} is truncated: {len(raw) - header} of {need} data bytes for shape {shape}")
-    return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape)), offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape)), offset=header)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
 def idx_pairs(directory: Path) -> list[tuple[Path, Path]]:

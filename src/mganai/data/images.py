@@ -28,7 +28,9 @@ def read_image(path: Path) -> np.ndarray:
                 return np.repeat(grey[:, :, None], 3, axis=2)
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"cannot read image {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise DataError(
+            f"cannot read image {path}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
 
 
 def to_tensor(images: list[np.ndarray] | np.ndarray, side: int) -> Tensor:

@@ -37,7 +37,9 @@ def federate_pooled(
     Labels may be any integers; they are renumbered 0..K-1 in sorted order (EMNIST letters start at 1).
     """
     if images.ndim != 4 or images.shape[1] not in (1, 3) or len(images) != len(labels):
-        raise DataError(f"{name}: expected images [N, 1 or 3, H, W] and N labels, got {images.shape} and {labels.shape}")
+        raise DataError(
+            f"{name}: expected images [N, 1 or 3, H, W] and N labels, got {images.shape} and {labels.shape}"
+        )
     values, ids = np.unique(labels, return_inverse=True)
     if class_names is None or len(class_names) != len(values):
         class_names = [str(v) for v in values]
@@ -57,7 +59,9 @@ def federate_pooled(
             )
         x = torch.from_numpy(images[idx]).float() / 255.0
         if writers and rgb:
-            x = apply_colour_style(apply_style(x, dataclasses.replace(writers[k], thickness=0), "reflection"), colours[k])
+            x = apply_colour_style(
+                apply_style(x, dataclasses.replace(writers[k], thickness=0), "reflection"), colours[k]
+            )
         elif writers:
             x = apply_style(x, writers[k])
         x = resize_square(x, resolution) * 2 - 1
