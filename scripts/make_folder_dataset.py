@@ -1,9 +1,10 @@
 """Write a small user-level folder dataset, DIR/<client>/<class>/<image>.png, for trying `--dataset folder:DIR`.
 
 Each client folder is one "writer": the embedded scikit-learn digits (no download)
-split over the clients, each with its own writer style, saved as 28x28 grey PNGs;
-the last client's images are saved at 32x32, as real user data is rarely uniform
-(the loader resizes them and says so).
+split over the clients, each with its own writer style, saved as 16x16 grey PNGs
+(the digits are 8x8 at source, so 16 loses nothing); the last client's images are
+saved at 20x20, as real user data is rarely uniform (the loader resizes them and
+says so).
 
     .venv/bin/python scripts/make_folder_dataset.py DIR [--clients 6] [--seed 0]
 """
@@ -31,12 +32,12 @@ def main() -> None:
     args = p.parse_args()
     if not 2 <= args.clients <= len(NAMES):
         p.error(f"--clients must be in 2..{len(NAMES)}")
-    data = load_digits_federated(args.clients, 28, args.seed)
+    data = load_digits_federated(args.clients, 16, args.seed)
     for k, client in enumerate(data.clients):
         x = torch.cat([client.x_train, client.x_test])
         y = torch.cat([client.y_train, client.y_test])
         if k == args.clients - 1:
-            x = F.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+            x = F.interpolate(x, size=(20, 20), mode="bilinear", align_corners=False)
         pixels = ((x[:, 0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
         for i, (img, label) in enumerate(zip(pixels, y.tolist(), strict=True)):
             path = args.out / NAMES[k] / data.class_names[label] / f"{i:04d}.png"

@@ -88,9 +88,9 @@ def test_idx_dataset_is_split_over_clients_with_renumbered_classes(tmp_path, gz)
         assert set(c.y_train.tolist()) == {0, 1, 2, 3}
 
 
-def test_idx_default_resolution_is_native_28(tmp_path):
+def test_idx_default_resolution_is_16_like_the_digits(tmp_path):
     d = write_idx_dir(tmp_path / "idx", n=80)
-    assert load_dataset(_cfg(f"idx:{d}", clients=2), seed=0).image_shape == (1, 28, 28)
+    assert load_dataset(_cfg(f"idx:{d}", clients=2), seed=0).image_shape == (1, 16, 16)
 
 
 def test_idx_pools_train_and_test_files_and_checks_pairs(tmp_path):
@@ -164,7 +164,7 @@ def test_user_styles_make_clients_differ_and_are_seeded(tmp_path):
     not (FASHION / "train-images-idx3-ubyte.gz").is_file(), reason="Debian package dataset-fashion-mnist not installed"
 )
 def test_debian_fashion_mnist_through_idx_and_by_name(monkeypatch, tmp_path):
-    data = load_dataset(_cfg(f"idx:{FASHION}", clients=10, max_per_client=50), seed=0)
+    data = load_dataset(_cfg(f"idx:{FASHION}", clients=10, max_per_client=50, resolution=28), seed=0)
     assert data.num_clients == 10 and data.num_classes == 10 and data.image_shape == (1, 28, 28)
     _check(data, 1, 28)
     assert all(len(c.y_train) + len(c.y_test) == 50 for c in data.clients)

@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--resolution",
         type=int,
-        help="image side: 16, 28, 32 or 64 (default per dataset: digits 16, MNIST family 28, cifar10 and faces 32, "
+        help="image side: 16, 28, 32 or 64 (default per dataset: digits 16, MNIST family 16, cifar10 and faces 32, "
         "folder: the images' size; digits allow 16 or 28)",
     )
     run.add_argument(
