@@ -13,7 +13,10 @@ original `s1..s40/*.pgm` folders (92x112, centre-cropped to square).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +37,14 @@ def olivetti_images(cache: Path) -> tuple[torch.Tensor, np.ndarray, list[str]]:
     """scikit-learn's copy of the faces: float [400, 1, 64, 64] in [0, 1], person ids, person names."""
     from sklearn.datasets import fetch_olivetti_faces
 
-    try:
-        bunch = fetch_olivetti_faces(data_home=str(cache), shuffle=False, download_if_missing=True)
+    try:  # scikit-learn prints progress and retry warnings; the user gets one line from us instead
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stderr(io.StringIO()),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
+            warnings.simplefilter("ignore")
+            bunch = fetch_olivetti_faces(data_home=str(cache), shuffle=False, download_if_missing=True)
     except Exception as exc:  # noqa: BLE001 - urllib, OSError, HTTP errors: all mean "could not get it"
         raise DataError(
             f"olivetti: could not download the AT&T faces into {cache} ({type(exc).__name__}: {exc}); "
