@@ -26,7 +26,7 @@ from mganai.attack.bank import RepresentativeBank
 from mganai.attack.gan import CLASS_GAN, MGANAI, NO_IDENTITY, GanAttack
 from mganai.attack.replay import RepresentativeReplay
 from mganai.config import RunConfig
-from mganai.data import FederatedDataset, load_dataset
+from mganai.data import FederatedDataset, check_victim, load_dataset
 from mganai.eval.curves import CurveProbe, curves_csv
 from mganai.eval.metrics import nn_ssim, oracle_rates
 from mganai.eval.oracle import Oracle, train_oracle
@@ -172,6 +172,7 @@ def run_audit(
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     data = load_dataset(cfg.data, cfg.seed)
+    check_victim(data, cfg.attack.victim)
     timing["data_s"] = time.perf_counter() - t0
     methods = [] if cfg.attack.methods == ["none"] else list(cfg.attack.methods)
     passive = [m for m in methods if m != "mganai-active"]
@@ -198,6 +199,7 @@ def run_audit(
             "runtime": runtime,
         },
         "config": cfg.to_dict(),
+        "data": describe(data),
     }
     metrics["artefacts"] = {}
     if oracle is not None:
@@ -240,6 +242,18 @@ def run_audit(
     write_json(out / "metrics.json", metrics)
     render_report(out)
     return metrics
+
+
+def describe(data: FederatedDataset) -> dict[str, Any]:
+    """What was actually loaded (a folder's client names, the resolution a default picked), for metrics.json."""
+    return {
+        "name": data.name,
+        "image_shape": list(data.image_shape),
+        "num_classes": data.num_classes,
+        "clients": data.client_names(),
+        "train_samples": [len(c.y_train) for c in data.clients],
+        "heldout_samples": [len(c.y_test) for c in data.clients],
+    }
 
 
 def _probe(cfg: RunConfig, data: FederatedDataset, oracle: Oracle) -> CurveProbe:

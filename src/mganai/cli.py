@@ -17,7 +17,10 @@ FLAG_KEYS = {
     "partition": "data.partition",
     "alpha": "data.dirichlet_alpha",
     "resolution": "data.resolution",
-    "victim": "attack.victim",
+    "user_styles": "data.user_styles",
+    "max_per_client": "data.max_per_client",
+    "faces_per_client": "data.faces_per_client",
+    "cache_dir": "data.cache_dir",
     "methods": "attack.methods",
     "rounds": "fl.rounds",
     "local_epochs": "fl.local_epochs",
@@ -79,12 +82,34 @@ def _parser() -> argparse.ArgumentParser:
 def _add_audit_flags(run: argparse.ArgumentParser) -> None:
     """The settings flags shared by `run` and `flower-sim`."""
     run.add_argument("--config", metavar="FILE", help="TOML file with settings (flags override it)")
-    run.add_argument("--dataset", help="dataset: digits (embedded default, no download)")
-    run.add_argument("--clients", type=int, help="number of FL clients N (default 10)")
+    run.add_argument(
+        "--dataset",
+        help="digits (embedded default, no download), mnist, fashion-mnist, emnist[-letters|-digits], cifar10, "
+        "olivetti, att-faces[:DIR] (s1..s40/*.pgm), idx:DIR (IDX files), folder:DIR (DIR/<client>/<class>/<image>)",
+    )
+    run.add_argument("--clients", type=int, help="number of FL clients N (default 10; folder:, faces: their own)")
     run.add_argument("--partition", choices=["iid", "dirichlet"], help="how classes are split over clients (default iid)")
     run.add_argument("--alpha", type=float, help="Dirichlet concentration for --partition dirichlet (default 0.5)")
-    run.add_argument("--resolution", type=int, help="image side for the embedded digits: 16 (default) or 28")
-    run.add_argument("--victim", type=int, help="client id whose private data the server attacks (default 0)")
+    run.add_argument(
+        "--resolution",
+        type=int,
+        help="image side: 16, 28, 32 or 64 (default per dataset: digits 16, MNIST family 16, cifar10 and faces 32, "
+        "folder: the images' size; digits allow 16 or 28)",
+    )
+    run.add_argument(
+        "--user-styles",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="per-client writer (grey) or colour (RGB) styles for datasets without natural users (default on)",
+    )
+    run.add_argument(
+        "--max-per-client", type=int, help="cap on each client's samples, stratified (default 200, 0 = all; not digits)"
+    )
+    run.add_argument("--faces-per-client", type=int, help="faces: people per client (default 4: 10 clients of 40)")
+    run.add_argument("--cache-dir", metavar="DIR", help="download cache (default $MGANAI_DATA or ~/.cache/mganai)")
+    run.add_argument(
+        "--victim", help="client whose private data the server attacks: index (default 0), or a folder: client's name"
+    )
     run.add_argument("--rounds", type=int, help="FL rounds (default 40)")
     run.add_argument("--local-epochs", type=int, help="local epochs per round (default 2)")
     run.add_argument("--batch-size", type=int, help="local mini-batch size (default 16)")
@@ -104,7 +129,20 @@ def config_from_args(args: argparse.Namespace) -> Any:
     """Defaults < --config file < flags."""
     file_values = load_toml(args.config) if args.config else {}
     overrides = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items() if getattr(args, dest) is not None}
-    return build_config(file_values, overrides)
+    victim = getattr(args, "victim", None)
+    if victim is not None and victim.strip().lstrip("-").isdigit():
+        overrides["attack.victim"] = int(victim)
+    elif victim is not None:  # a client folder name: needs the dataset the file or flags chose
+        from mganai.data import resolve_victim
+
+        cfg = build_config(file_values, overrides)
+        overrides["attack.victim"] = resolve_victim(cfg.data, victim)
+    cfg = build_config(file_values, overrides)
+    if cfg.data.dataset.startswith("folder:"):
+        from mganai.data import check_victim_early
+
+        check_victim_early(cfg.data, cfg.attack.victim)
+    return cfg
 
 
 def _summary(metrics: dict[str, Any]) -> str:

@@ -25,13 +25,18 @@ class ConfigError(ValueError):
 class DataConfig:
     """Which data, how it is split over clients, and how each client's style looks."""
 
+    # digits | mnist | fashion-mnist | emnist[-letters|-digits] | cifar10 | olivetti | att-faces[:DIR]
+    # | idx:DIR | folder:DIR  (see mganai.data.load_dataset)
     dataset: str = "digits"
-    clients: int = 10
+    clients: int = 10  # pooled datasets only; folder: and faces bring their own clients
     partition: str = "iid"  # "iid" or "dirichlet"
     dirichlet_alpha: float = 0.5
-    resolution: int = 16  # embedded digits: 16 or 28
+    resolution: int = 0  # 0: the dataset's default (digits 16); else 16, 28, 32 or 64
     holdout: float = 0.2  # share of each client's data kept for evaluation only
-    user_styles: bool = True  # per-client writer style (embedded digits always have it)
+    user_styles: bool = True  # per-client style on pooled datasets (embedded digits always have it)
+    max_per_client: int = 200  # cap on each client's samples (not the embedded digits); 0 = no cap
+    faces_per_client: int = 4  # faces: people per client (40 people -> 10 clients)
+    cache_dir: str = ""  # where downloads go; "" = $MGANAI_DATA or ~/.cache/mganai
 
 
 @dataclass
@@ -172,6 +177,11 @@ def build_config(file_values: dict[str, Any] | None = None, overrides: dict[str,
     return cfg
 
 
+def has_natural_clients(dataset: str) -> bool:
+    """Datasets whose clients come from the data (folders, faces), not from `data.clients`."""
+    return dataset.startswith("folder:") or dataset.split(":", 1)[0] in ("olivetti", "att-faces")
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
@@ -184,7 +194,12 @@ def validate(cfg: RunConfig) -> None:
     _check(d.clients >= 2, f"data.clients must be at least 2, got {d.clients}")
     _check(d.partition in ("iid", "dirichlet"), f"data.partition must be 'iid' or 'dirichlet', got {d.partition!r}")
     _check(d.dirichlet_alpha > 0, f"data.dirichlet_alpha must be > 0, got {d.dirichlet_alpha}")
-    _check(d.resolution in (16, 28, 32, 64), f"data.resolution must be one of 16, 28, 32, 64, got {d.resolution}")
+    _check(
+        d.resolution in (0, 16, 28, 32, 64),
+        f"data.resolution must be one of 16, 28, 32, 64 (0: the dataset's default), got {d.resolution}",
+    )
+    _check(d.max_per_client >= 0, f"data.max_per_client must be >= 0 (0: no cap), got {d.max_per_client}")
+    _check(d.faces_per_client >= 1, f"data.faces_per_client must be at least 1, got {d.faces_per_client}")
     _check(0.0 < d.holdout < 0.9, f"data.holdout must be in (0, 0.9), got {d.holdout}")
     _check(f.rounds >= 1, f"fl.rounds must be at least 1, got {f.rounds}")
     _check(f.local_epochs >= 1, f"fl.local_epochs must be at least 1, got {f.local_epochs}")
@@ -193,7 +208,10 @@ def validate(cfg: RunConfig) -> None:
     _check(0.0 <= f.momentum < 1.0, f"fl.momentum must be in [0, 1), got {f.momentum}")
     _check(0.0 < f.client_fraction <= 1.0, f"fl.client_fraction must be in (0, 1], got {f.client_fraction}")
     _check(f.engine in ("vmap", "loop"), f"fl.engine must be 'vmap' or 'loop', got {f.engine!r}")
-    _check(0 <= a.victim < d.clients, f"attack.victim must be in 0..{d.clients - 1} (clients={d.clients}), got {a.victim}")
+    if has_natural_clients(d.dataset):  # the client count is known once the data is read (mganai.data.check_victim)
+        _check(a.victim >= 0, f"attack.victim must be >= 0, got {a.victim}")
+    else:
+        _check(0 <= a.victim < d.clients, f"attack.victim must be in 0..{d.clients - 1} (clients={d.clients}), got {a.victim}")
     unknown = [m for m in a.methods if m not in ALL_METHODS + ("none",)]
     _check(not unknown, f"attack.methods: unknown method {', '.join(unknown)!r} (allowed: none, {', '.join(ALL_METHODS)})")
     _check(bool(a.methods), f"attack.methods must name at least one method (allowed: none, {', '.join(ALL_METHODS)})")

@@ -47,3 +47,18 @@ def holdout_split(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarr
         test.extend(idx[:n_test].tolist())
         train.extend(idx[n_test:].tolist())
     return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(test, dtype=np.int64))
+
+
+def stratified_subset(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Sorted positions of `n` samples with the classes as balanced as `labels` allows.
+
+    Each class is shuffled and the classes are dealt in turn, so a cap keeps every
+    class while it can (used to subsample large datasets to `data.max_per_client`).
+    """
+    rng = np.random.default_rng(seed)
+    rank = np.empty(len(labels), dtype=np.int64)
+    for cls in np.unique(labels):
+        idx = np.flatnonzero(labels == cls)
+        rank[idx] = rng.permutation(len(idx))
+    order = np.lexsort((rng.permutation(len(labels)), rank))  # by rank within class, ties in random class order
+    return np.sort(order[:n])
