@@ -18,6 +18,17 @@ from mganai.fl.model import Params, SharedCNN, params_of, seeded
 # process, a tiny conv step can run 50x slower. One thread keeps the suite fast and steady.
 torch.set_num_threads(1)
 
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _restore_torch_global_state():
+    """Audits switch torch to deterministic kernels process-wide; undo that after each test module."""
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(deterministic)
+    torch.set_flush_denormal(False)
+
+
 # Unequal train sizes, so FedAvg weights and the padding of the vmap engine both matter.
 SMALL_TRAIN_SIZES = (40, 29, 23, 17)
 

@@ -11,21 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from mganai.cli import main
 
 FLAGS = ("--dataset", "--clients", "--victim", "--rounds", "--seed", "--out", "--config", "--methods", "--quiet")
 RUN = ["run", "--rounds", "2", "--clients", "3", "--methods", "none", "--quiet"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _restore_torch_global_state():
-    """`mganai run` switches torch to deterministic kernels process-wide; undo that for other modules."""
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.use_deterministic_algorithms(deterministic)
-    torch.set_flush_denormal(False)
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:

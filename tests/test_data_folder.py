@@ -128,14 +128,6 @@ def test_victim_by_folder_name(tmp_path):
 # --- the command line ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _restore_torch_global_state():
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.use_deterministic_algorithms(deterministic)
-    torch.set_flush_denormal(False)
-
-
 def _run(argv):
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -42,15 +42,6 @@ samples_per_class = 2
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _restore_torch_global_state():
-    """Audits and ClientApps switch torch to deterministic kernels process-wide; undo that afterwards."""
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    yield
-    torch.use_deterministic_algorithms(deterministic)
-    torch.set_flush_denormal(False)
-
-
 class Recorder:
     def __init__(self) -> None:
         self.seen: list[RoundObservation] = []
