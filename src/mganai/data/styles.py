@@ -33,21 +33,9 @@ class WriterStyle:
 
 def writer_styles(n: int, seed: int) -> list[WriterStyle]:
     """`n` distinct styles, spread as far apart as farthest-point sampling allows."""
-    rng = np.random.default_rng(seed + 7919)
-    names = list(_RANGES)
-    cand = np.stack([rng.uniform(*_RANGES[k], size=max(64, 40 * n)) for k in names], axis=1)
-    cand[:, 3] = np.round(cand[:, 3])
-    units = np.array([_UNITS[k] for k in names])
-    z = cand / units
-    chosen = [int(rng.integers(len(z)))]
-    dist = np.linalg.norm(z - z[chosen[0]], axis=1)
-    for _ in range(n - 1):
-        nxt = int(np.argmax(dist))
-        chosen.append(nxt)
-        dist = np.minimum(dist, np.linalg.norm(z - z[nxt], axis=1))
     return [
         WriterStyle(rotation=float(r), shear=float(s), scale=float(c), thickness=int(t))
-        for r, s, c, t in cand[chosen]
+        for r, s, c, t in _spread(_RANGES, _UNITS, n, seed + 7919, integer=("thickness",))
     ]
 
 
@@ -100,11 +88,16 @@ class ColourStyle:
     blue: float
 
 
-def _spread(ranges: dict[str, tuple[float, float]], units: dict[str, float], n: int, seed: int) -> np.ndarray:
-    """`n` points of the box `ranges`, spread apart by farthest-point sampling in `units`."""
+def _spread(
+    ranges: dict[str, tuple[float, float]], units: dict[str, float], n: int, seed: int, integer: tuple[str, ...] = ()
+) -> np.ndarray:
+    """`n` points of the box `ranges`, spread apart by farthest-point sampling in `units`;
+    the attributes named in `integer` are rounded before distances are taken."""
     rng = np.random.default_rng(seed)
     names = list(ranges)
     cand = np.stack([rng.uniform(*ranges[k], size=max(64, 40 * n)) for k in names], axis=1)
+    for k in integer:
+        cand[:, names.index(k)] = np.round(cand[:, names.index(k)])
     z = cand / np.array([units[k] for k in names])
     chosen = [int(rng.integers(len(z)))]
     dist = np.linalg.norm(z - z[chosen[0]], axis=1)
