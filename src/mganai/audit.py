@@ -51,7 +51,8 @@ class Trace:
 
     fl: FLResult
     samplers: dict[str, Sampler] = field(default_factory=dict)
-    victim_accuracy: float = float("nan")
+    victim_accuracy: float = float("nan")  # the victim's model on the victim's held-out data
+    victim_global_accuracy: float = float("nan")  # the victim's model on every client's held-out data
     seconds: float = 0.0
     bank: RepresentativeBank | None = None
 
@@ -154,7 +155,11 @@ def run_trace(
         probe.score(cfg.fl.rounds, "final")
     victim = data.clients[a.victim]
     victim_params = isolation.isolated if isolation and isolation.isolated is not None else fl.final_params
-    trace = Trace(fl, samplers, accuracy(model, victim_params, victim.x_test, victim.y_test), bank=bank)
+    heldout = data.heldout()
+    trace = Trace(
+        fl, samplers, accuracy(model, victim_params, victim.x_test, victim.y_test),
+        accuracy(model, victim_params, heldout[0], heldout[1]), bank=bank,
+    )
     trace.seconds = time.perf_counter() - start
     return trace
 
@@ -222,6 +227,8 @@ def run_audit(
             scores["fl_accuracy_cost"] = base.fl.test_accuracy[-1] - trace.fl.test_accuracy[-1]
             scores["victim_accuracy"] = trace.victim_accuracy
             scores["victim_accuracy_cost"] = base.victim_accuracy - trace.victim_accuracy
+            # An isolated victim's private model may fit its own style well; on the federation's task it pays.
+            scores["victim_model_global_accuracy"] = trace.victim_global_accuracy
             metrics["methods"][name] = scores
             write_png(out / f"{name}.png", method_grid(data, cfg.attack.victim, other, samples, classes, grid_cols))
             metrics["artefacts"]["grids"][name] = f"{name}.png"
