@@ -55,6 +55,9 @@ def test_every_method_is_scored(tiny_run):
             assert 0 <= m[key] <= 1, (name, key)
         assert m["joint_success"] <= min(m["victim_identity_rate"], m["class_accuracy"])
         assert -1 <= m["nn_ssim_victim"] <= 1 and -1 <= m["nn_ssim_others"] <= 1
+        assert m["diversity_ratio"] >= 0 and 0 <= m["victim_model_global_accuracy"] <= 1
+    ref = metrics["reference"]  # the victim's real held-out images are closer to the victim's data than to others'
+    assert ref["heldout_nn_ssim_victim"] > ref["heldout_nn_ssim_others"] and ref["victim_diversity"] > 0
     # Passive methods share the unattacked trace; the active one changes FL.
     assert metrics["methods"]["mganai-passive"]["fl_accuracy_cost"] == 0
     assert metrics["fl"]["active_test_accuracy_per_round"] != metrics["fl"]["test_accuracy_per_round"]

@@ -361,3 +361,25 @@ def test_verdict_warns_about_diverged_fl_and_invalid_images():
     assert len(warnings) == 2
     assert "diverged" in warnings[0] and "80.0% in round 2" in warnings[0] and "10.0%" in warnings[0]
     assert "class-gan" in warnings[1] and "representatives" not in warnings[1]
+
+
+def test_realism_warnings_name_methods_unlike_real_data_or_collapsed():
+    from mganai.eval.metrics import sample_diversity
+    from mganai.report.tables import realism_warnings
+
+    classes = torch.arange(3).repeat_interleave(4)
+    same = torch.zeros(12, 1, 8, 8)
+    varied = torch.rand(12, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert sample_diversity(same, classes) == 0 and sample_diversity(varied, classes) > 0.2
+    metrics = {
+        "reference": {"heldout_nn_ssim_victim": 0.85, "heldout_nn_ssim_others": 0.43, "victim_diversity": 0.15},
+        "methods": {
+            "junk": {"nn_ssim_victim": 0.35, "diversity_ratio": 0.05},
+            "good": {"nn_ssim_victim": 0.60, "diversity_ratio": 0.90},
+        },
+    }
+    unlike, collapsed = realism_warnings(metrics)
+    assert "junk" in unlike and "good" not in unlike and "0.430" in unlike
+    assert "junk" in collapsed and "good" not in collapsed
+    metrics["methods"]["junk"] = {"nn_ssim_victim": 0.50, "diversity_ratio": 0.5}
+    assert realism_warnings(metrics) == []

@@ -28,7 +28,7 @@ from mganai.attack.replay import RepresentativeReplay
 from mganai.config import RunConfig
 from mganai.data import FederatedDataset, check_victim, load_dataset
 from mganai.eval.curves import CurveProbe, curves_csv
-from mganai.eval.metrics import nn_ssim, oracle_rates
+from mganai.eval.metrics import nn_ssim, oracle_rates, real_data_reference, sample_diversity
 from mganai.eval.oracle import Oracle, train_oracle
 from mganai.fl.model import Params, SharedCNN, params_of, seeded
 from mganai.fl.observers import ModelDispatcher, ServerObserver
@@ -215,6 +215,8 @@ def run_audit(
         t2 = time.perf_counter()
         classes = evaluation_classes(data.num_classes, cfg.eval.samples_per_class)
         metrics["methods"] = {}
+        reference = real_data_reference(data, cfg.attack.victim)
+        metrics["reference"] = reference
         other = comparison_client(data, cfg.attack.victim)
         grid_cols = min(8, cfg.eval.samples_per_class)
         metrics["artefacts"] = {"grids": {}, "other_client": other, "grid_columns": grid_cols}
@@ -223,6 +225,7 @@ def run_audit(
             samples = trace.samplers[name].generate(classes, cfg.seed + 4242)
             scores = oracle_rates(oracle, samples, classes, cfg.attack.victim)
             scores.update(nn_ssim(data, samples, classes, cfg.attack.victim))
+            scores["diversity_ratio"] = sample_diversity(samples, classes) / reference["victim_diversity"]
             scores["fl_test_accuracy"] = trace.fl.test_accuracy[-1]
             scores["fl_accuracy_cost"] = base.fl.test_accuracy[-1] - trace.fl.test_accuracy[-1]
             scores["victim_accuracy"] = trace.victim_accuracy

@@ -158,6 +158,10 @@ def _summary(metrics: dict[str, Any]) -> str:
                 f"{name:<17}{m['victim_identity_rate']:>9.3f}{m['class_accuracy']:>8.3f}{m['joint_success']:>8.3f}"
                 f"{m['nn_ssim_victim']:>9.3f}{m['nn_ssim_others']:>9.3f}"
             )
+    if "methods" in metrics:
+        from mganai.report.tables import realism_warnings
+
+        lines += realism_warnings(metrics)
     lines.append(f"time {metrics['timing']['total_s']:.1f}s, peak memory {metrics['timing']['peak_rss_mb']:.0f} MiB")
     return "\n".join(lines)
 

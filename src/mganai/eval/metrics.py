@@ -55,3 +55,31 @@ def nn_ssim(data: FederatedDataset, samples: Tensor, classes: Tensor, victim: in
         per_client.append(scores.nanmean())
     others = [float(v) for k, v in enumerate(per_client) if k != victim]
     return {"nn_ssim_victim": float(per_client[victim]), "nn_ssim_others": sum(others) / len(others)}
+
+
+def sample_diversity(samples: Tensor, classes: Tensor) -> float:
+    """Mean per-pixel standard deviation among the samples of one class, averaged over classes.
+
+    Near 0 when a generator draws the same image whatever its noise (mode collapse);
+    compare it with the same number for real data.
+    """
+    spreads = [samples[classes == c].std(0).mean() for c in classes.unique() if int((classes == c).sum()) > 1]
+    return float(torch.stack(spreads).mean()) if spreads else float("nan")
+
+
+def real_data_reference(data: FederatedDataset, victim: int) -> dict[str, float]:
+    """The same similarity and diversity numbers for real images, to read a method's against.
+
+    `heldout_nn_ssim_victim`/`_others`: the victim's real held-out images scored as if
+    they were a method's samples. A method whose `nn_ssim_victim` is below
+    `heldout_nn_ssim_others` makes images less like the victim's data than another
+    person's real data of the same class is: whatever the oracle says, they do not look
+    like data.
+    """
+    v = data.clients[victim]
+    scores = nn_ssim(data, v.x_test, v.y_test, victim)
+    return {
+        "heldout_nn_ssim_victim": scores["nn_ssim_victim"],
+        "heldout_nn_ssim_others": scores["nn_ssim_others"],
+        "victim_diversity": sample_diversity(v.x_train, v.y_train),
+    }

@@ -44,6 +44,8 @@ COLUMNS = (
     Column("nn_ssim_others", "NN-SSIM others", None, "ssim", "same, to other clients' samples (context)", "ssim(o)"),
     Column("ssim_gap", "SSIM gap v−o", "max", "ssim", "victim minus others: closer to the victim than to others?",
            "gap"),
+    Column("diversity_ratio", "diversity", None, "rate",
+           "spread among a class's samples, relative to the victim's real data (near 0: mode collapse)", "div"),
     Column("fl_accuracy_cost", "FL accuracy lost", "min", "cost", "shared-model test accuracy lost vs. no attack",
            "FL lost"),
     Column("victim_accuracy_cost", "victim accuracy lost", "min", "cost", "the victim's own accuracy lost",
@@ -144,6 +146,33 @@ def _warnings(metrics: Mapping[str, Any]) -> list[str]:
         out.append(
             f"Warning: {', '.join(broken)} produced invalid images (their NN-SSIM is undefined, e.g. NaN pixels); "
             "their rates are not meaningful."
+        )
+    out += realism_warnings(metrics)
+    return out
+
+
+def realism_warnings(metrics: Mapping[str, Any]) -> list[str]:
+    """Methods whose images do not look like data, though the oracle may still score them well."""
+    ref = metrics.get("reference") or {}
+    floor = ref.get("heldout_nn_ssim_others")
+    out = []
+    methods = metrics.get("methods") or {}
+    unlike = [m for m, s in methods.items()
+              if is_number(floor) and is_number(s.get("nn_ssim_victim")) and s["nn_ssim_victim"] < floor]
+    if unlike:
+        out.append(
+            f"Warning: the samples of {', '.join(unlike)} are less like the victim's images (nearest-neighbour SSIM "
+            f"{', '.join(fmt(methods[m]['nn_ssim_victim'], 'ssim') for m in unlike)}) than another client's real "
+            f"images of the same class are ({fmt(floor, 'ssim')}; the victim's own held-out images: "
+            f"{fmt(ref.get('heldout_nn_ssim_victim'), 'ssim')}). Their oracle rates may come from patterns that fool "
+            "classifiers rather than from recognisable data: look at the grids before quoting them."
+        )
+    collapsed = [m for m, s in methods.items() if is_number(s.get("diversity_ratio")) and s["diversity_ratio"] < 0.25]
+    if collapsed:
+        out.append(
+            f"Warning: {', '.join(collapsed)} draw nearly the same image whatever the noise (diversity "
+            f"{', '.join(fmt(methods[m]['diversity_ratio'], 'rate') for m in collapsed)} of the victim's real data): "
+            "mode collapse; the samples show one image per class, not the victim's variety."
         )
     return out
 
