@@ -76,6 +76,7 @@ class AttackConfig:
     match_batch: int = 10  # generated samples per client in that term
     match_clients: int = 10  # clients in that term per step: the victim and random others (0: all); bounds its cost
     rep_pool_rounds: int = 10  # rounds of representatives the discriminator keeps
+    diversity_weight: float = 0.0  # mode-seeking term: other noise, same condition, another image
     jitter: int = 1  # random shift (pixels) of generated images before any judge sees them
     class_ensemble: bool = True  # class term also on the clients' local models of a kept round
     ensemble_size: int = 2  # local models asked per generator step, drawn at random (0: every client's)
@@ -228,7 +229,7 @@ def validate(cfg: RunConfig) -> None:
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     for name in ("inversion_lr", "gan_lr"):
         _check(getattr(a, name) > 0, f"attack.{name} must be > 0, got {getattr(a, name)}")
-    for name in ("tv_weight", "identity_weight", "match_weight", "realism_weight", "class_weight"):
+    for name in ("diversity_weight", "tv_weight", "identity_weight", "match_weight", "realism_weight", "class_weight"):
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     _check(e.samples_per_class >= 1, f"eval.samples_per_class must be at least 1, got {e.samples_per_class}")
     _check(e.oracle_epochs >= 1, f"eval.oracle_epochs must be at least 1, got {e.oracle_epochs}")

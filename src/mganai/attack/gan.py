@@ -76,6 +76,7 @@ class GanAttack:
         self.rounds: deque[tuple[Params, Params, Tensor, Tensor]] = deque(maxlen=cfg.rep_pool_rounds)
         self.local_models: deque[Params] = deque(maxlen=cfg.rep_pool_rounds)
         self.steps_done = 0
+        self._twin_noise = torch.empty(0)  # the mode-seeking term's second noise of the current step
 
     def observe(self, obs: RoundObservation) -> None:
         if obs.round < self.cfg.start_round:
@@ -110,7 +111,8 @@ class GanAttack:
         n = self.cfg.gan_batch
         for _ in range(steps):
             z, c, k = self._conditions(n)
-            fake = self._jitter(self.G(z, c, k))
+            raw, twins = self._draw(z, c, k)
+            fake = self._jitter(raw)
             if self.recipe.realism:
                 self._d_step(fake.detach(), n)
             loss_g = self.cfg.class_weight * self._class_loss(fake, c)
@@ -120,12 +122,26 @@ class GanAttack:
                 loss_g = loss_g + self.cfg.realism_weight * realism
                 if self.recipe.identity and id_logits is not None:
                     loss_g = loss_g + self.cfg.identity_weight * F.cross_entropy(id_logits, k)
+            if self.cfg.diversity_weight > 0:
+                loss_g = loss_g + self.cfg.diversity_weight * mode_seeking(raw, twins, z, self._twin_noise)
             if self.recipe.update_match and self.rounds and self.cfg.match_weight > 0:
                 loss_g = loss_g + self.cfg.match_weight * self._match_loss()
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
             self.steps_done += 1
+
+    def _draw(self, z: Tensor, c: Tensor, k: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """The batch, plus (for the mode-seeking term) a quarter of its conditions again with other noise.
+
+        Both come from one forward pass, so BatchNorm normalises them alike and only the noise differs.
+        """
+        if self.cfg.diversity_weight == 0:
+            return self.G(z, c, k), None
+        m = max(2, len(z) // 4)
+        self._twin_noise = torch.randn(m, self.cfg.noise_dim, generator=self.rng)
+        both = self.G(torch.cat([z, self._twin_noise]), torch.cat([c, c[:m]]), None if k is None else torch.cat([k, k[:m]]))
+        return both[: len(z)], both[len(z) :]
 
     def _jitter(self, x: Tensor) -> Tensor:
         """Shift the batch by up to `cfg.jitter` pixels: only features that survive a shift count."""
@@ -189,3 +205,14 @@ class GanAttack:
         out = self.G(z, classes, k)
         self.G.train()
         return out
+
+
+def mode_seeking(drawn: Tensor, twins: Tensor, z: Tensor, z_twins: Tensor) -> Tensor:
+    """Mode seeking (Mao et al., CVPR 2019): 1 / (image distance / noise distance) over twin pairs.
+
+    `twins[i]` was drawn with the condition of `drawn[i]` and other noise; a generator
+    that ignores its noise (one image per condition) makes the term explode.
+    """
+    m = len(twins)
+    ratio = (drawn[:m] - twins).abs().mean(dim=(1, 2, 3)) / (z[:m] - z_twins).abs().mean(dim=1)
+    return 1 / (ratio.mean() + 1e-5)
