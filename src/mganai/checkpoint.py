@@ -143,9 +143,16 @@ def load(path: Path) -> dict[str, Any]:
     return payload
 
 
+_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+
+
 def corrupt(path: Path, why: Any) -> str:
-    """The one line for a checkpoint that cannot be used."""
-    reason = str(why).strip().splitlines()[0] if str(why).strip() else type(why).__name__
+    """The one line for a checkpoint that cannot be used, with the loader's reason cut to its first sentence."""
+    lines = [line.strip() for line in str(why).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(_BOILERPLATE)]
+    reason = (useful or lines or [type(why).__name__])[0].split(". ")[0].rstrip(".")
+    if lines and lines[0].startswith("Weights only load failed"):
+        reason = f"refused by the weights-only loader: {reason}"
     if len(reason) > 160:
         reason = reason[:157] + "..."
     return f"checkpoint {path} is corrupt or not an mganai checkpoint ({reason})"
