@@ -453,3 +453,46 @@ def test_tampered_checkpoint_is_a_clear_error_never_code(interrupted, tmp_path, 
     assert f"checkpoint {path} is corrupt or not an mganai checkpoint (" in line, line
     assert not marker.exists() and stdout == ""
     assert [p.name for p in interrupted.iterdir()] == ["checkpoint.pt"]  # nothing else written
+
+
+# --- the generic state capture -----------------------------------------------------------------
+
+
+class _Attack:
+    """Stands in for an attack that gains new attributes later: every kind of state the walk must keep."""
+
+    def __init__(self, seed: int):
+        torch.manual_seed(seed)
+        self.net = torch.nn.Linear(3, 2)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=0.1)
+        self.rng = torch.Generator().manual_seed(seed)
+        self.kept = __import__("collections").deque(maxlen=2)
+        self.table = {"a": torch.zeros(2)}
+        self.steps, self.cfg = 0, object()  # a counter is state; a config object is structure (skipped)
+
+    def step(self) -> None:
+        x = torch.randn(4, 3, generator=self.rng)
+        loss = self.net(x).pow(2).mean()
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        self.kept.append((x, {"loss": loss.detach()}))
+        self.table["a"] = self.table["a"] + 1
+        self.steps += 1
+
+
+def test_capture_restores_modules_optimisers_generators_and_containers(tmp_path):
+    a = _Attack(0)
+    for _ in range(3):
+        a.step()
+    checkpoint.save(tmp_path / "c.pt", {"obj": checkpoint.capture(a)})
+    b = _Attack(1)  # built afresh from the same "config", different weights
+    cfg = b.cfg
+    checkpoint.restore(b, checkpoint.load(tmp_path / "c.pt")["obj"])
+    assert b.cfg is cfg and b.steps == 3 and b.kept.maxlen == 2 and len(b.kept) == 2
+    for _ in range(2):  # both continue identically: weights, Adam moments and the RNG stream came back
+        a.step()
+        b.step()
+    assert torch.equal(a.net.weight, b.net.weight) and torch.equal(a.table["a"], b.table["a"])
+    driven = {id(p) for p in b.opt.param_groups[0]["params"]}
+    assert driven == {id(p) for p in b.net.parameters()}  # the optimiser still drives b.net
