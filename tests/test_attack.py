@@ -170,3 +170,64 @@ def test_class_ensemble_keeps_every_clients_local_model(small_fed, model, init_p
     x = gan.generate(torch.arange(10), seed=0)
     # The ensemble term adds the local models' class loss on top of the shared model's.
     assert gan._class_loss(x, torch.arange(10)) > F.cross_entropy(gan.D.category(x), torch.arange(10))
+
+
+def test_bank_inverts_every_kth_round_only(small_fed, model, init_params, fl_cfg):
+    cfg = tiny_attack(start_round=1, invert_every=2, rep_pool_rounds=10)
+    bank = RepresentativeBank(model, (1, 16, 16), 4, cfg, seed=0)
+    FedAvgSimulator(model, init_params, small_fed, FLConfig(rounds=6, batch_size=8), 0, [bank]).run()
+    # Rounds 1, 3 and 5 are inverted: three rounds of reps_per_client images per client.
+    assert [len(h) for h in bank.history] == [3, 3, 3, 3]
+    assert len(bank.client(0)[0]) == 3 * cfg.reps_per_client
+
+
+def _gan_after_fl(small_fed, model, init_params, fl_cfg, recipe, **kw):
+    gan = GanAttack(recipe, model, None if recipe is CLASS_GAN else _bank(small_fed, model, init_params, fl_cfg),
+                    10, 4, 0, (1, 16, 16), tiny_attack(**kw), seed=0)
+    FedAvgSimulator(model, init_params, small_fed, fl_cfg, seed=0, observers=[gan]).run()
+    return gan
+
+
+def _bank(small_fed, model, init_params, fl_cfg):
+    bank = RepresentativeBank(model, (1, 16, 16), 4, tiny_attack(), seed=0)
+    FedAvgSimulator(model, init_params, small_fed, fl_cfg, seed=0, observers=[bank]).run()
+    return bank
+
+
+def test_class_ensemble_subset_asks_that_many_local_models(small_fed, model, init_params, fl_cfg, monkeypatch):
+    gan = _gan_after_fl(small_fed, model, init_params, fl_cfg, CLASS_GAN, ensemble_size=2)
+    asked = []
+
+    def counting_vmap(f):
+        def batched(p):
+            asked.append(len(p["classifier.bias"]))
+            return torch.stack([f({n: v[i] for n, v in p.items()}) for i in range(asked[-1])])
+        return batched
+
+    monkeypatch.setattr("mganai.attack.gan.vmap", counting_vmap)
+    loss = gan._class_loss(gan.generate(torch.arange(10), seed=0), torch.arange(10))
+    assert asked == [2] and torch.isfinite(loss)  # 2 of the round's 4 local models
+
+
+def test_update_match_subset_always_includes_the_victim(small_fed, model, init_params, fl_cfg, monkeypatch):
+    gan = _gan_after_fl(small_fed, model, init_params, fl_cfg, MGANAI, match_clients=2)
+    seen = []
+
+    def spy(shared, sent, updates, images, labels):
+        seen.append(images.shape[0])
+        return torch.ones(images.shape[0], requires_grad=True)
+
+    monkeypatch.setattr("mganai.attack.gan.update_match_loss", spy)
+    picked = []
+    original = gan.G.forward
+
+    def forward(z, c, k=None):
+        if k is not None and len(k) == 2 * gan.cfg.match_batch:
+            picked.append(sorted(set(k.tolist())))
+        return original(z, c, k)
+
+    gan.G.forward = forward
+    for _ in range(5):
+        gan._match_loss()
+    assert seen == [2] * 5
+    assert all(len(p) == 2 and gan.victim in p for p in picked), picked

@@ -57,7 +57,8 @@ class Trace:
 
     fl: FLResult
     samplers: dict[str, Sampler] = field(default_factory=dict)
-    victim_accuracy: float = float("nan")
+    victim_accuracy: float = float("nan")  # the victim's model on the victim's held-out data
+    victim_global_accuracy: float = float("nan")  # the victim's model on every client's held-out data
     seconds: float = 0.0
     bank: RepresentativeBank | None = None
     objects: dict[str, Any] = field(default_factory=dict)  # what a checkpoint keeps of the attack (`TraceSetup.stateful`)
@@ -215,7 +216,11 @@ def run_trace(
     victim = data.clients[cfg.attack.victim]
     isolation = setup.isolation
     victim_params = isolation.isolated if isolation and isolation.isolated is not None else fl.final_params
-    trace = Trace(fl, setup.samplers, accuracy(setup.model, victim_params, victim.x_test, victim.y_test), bank=setup.bank)
+    heldout = data.heldout()
+    trace = Trace(
+        fl, setup.samplers, accuracy(setup.model, victim_params, victim.x_test, victim.y_test),
+        accuracy(setup.model, victim_params, heldout[0], heldout[1]), bank=setup.bank,
+    )
     trace.objects = setup.stateful()
     trace.seconds = time.perf_counter() - start
     return trace
@@ -300,13 +305,15 @@ def restore_trace(cfg: RunConfig, data: FederatedDataset, methods: list[str], pr
     setup = setup_trace(cfg, data, methods, False, probe)
     load_objects(setup.stateful(), saved["objects"])
     fl = FLResult.from_state_dict(saved["fl"])
-    trace = Trace(fl, setup.samplers, float(saved["victim_accuracy"]), float(saved["seconds"]), setup.bank)
+    trace = Trace(fl, setup.samplers, float(saved["victim_accuracy"]), float(saved["victim_global_accuracy"]),
+                  float(saved["seconds"]), setup.bank)
     trace.objects = setup.stateful()
     return trace
 
 
 def trace_state(trace: Trace) -> dict[str, Any]:
-    return {"fl": trace.fl.state_dict(), "victim_accuracy": trace.victim_accuracy, "seconds": trace.seconds,
+    return {"fl": trace.fl.state_dict(), "victim_accuracy": trace.victim_accuracy,
+            "victim_global_accuracy": trace.victim_global_accuracy, "seconds": trace.seconds,
             "objects": {k: checkpoint.capture(o) for k, o in trace.objects.items()}}
 
 
@@ -417,6 +424,8 @@ def run_audit(
             scores["fl_accuracy_cost"] = base.fl.test_accuracy[-1] - trace.fl.test_accuracy[-1]
             scores["victim_accuracy"] = trace.victim_accuracy
             scores["victim_accuracy_cost"] = base.victim_accuracy - trace.victim_accuracy
+            # An isolated victim's private model may fit its own style well; on the federation's task it pays.
+            scores["victim_model_global_accuracy"] = trace.victim_global_accuracy
             metrics["methods"][name] = scores
             write_png(out / f"{name}.png", method_grid(data, cfg.attack.victim, other, samples, classes, grid_cols))
             metrics["artefacts"]["grids"][name] = f"{name}.png"

@@ -64,6 +64,7 @@ class AttackConfig:
     start_round: int = 5  # first round whose updates feed the attack
     reps_per_client: int = 20  # update-inversion images per client per round
     inversion_steps: int = 40
+    invert_every: int = 2  # invert the updates of every K-th round from start_round on (the bank keeps rep_pool_rounds)
     inversion_lr: float = 0.1
     tv_weight: float = 1e-2
     gan_steps_per_round: int = 25
@@ -76,9 +77,11 @@ class AttackConfig:
     class_weight: float = 8.0  # weight of the category term (the shared model's classifier)
     match_weight: float = 1.0  # weight of the update-matching term of mGAN-AI's generator
     match_batch: int = 10  # generated samples per client in that term
+    match_clients: int = 10  # clients in that term per step: the victim and random others (0: all); bounds its cost
     rep_pool_rounds: int = 10  # rounds of representatives the discriminator keeps
     jitter: int = 1  # random shift (pixels) of generated images before any judge sees them
-    class_ensemble: bool = True  # class term also on every client's local model of a kept round
+    class_ensemble: bool = True  # class term also on the clients' local models of a kept round
+    ensemble_size: int = 2  # local models asked per generator step, drawn at random (0: every client's)
     smooth_output: bool = True  # generator draws at half resolution, bilinearly upsampled
 
 
@@ -225,6 +228,9 @@ def validate(cfg: RunConfig) -> None:
     _check("none" not in a.methods or a.methods == ["none"], "attack.methods: 'none' cannot be combined with other methods")
     for name in ("reps_per_client", "inversion_steps", "gan_batch", "noise_dim", "rep_pool_rounds", "match_batch"):
         _check(getattr(a, name) >= 1, f"attack.{name} must be at least 1, got {getattr(a, name)}")
+    _check(a.match_clients >= 0, f"attack.match_clients must be >= 0 (0: all clients), got {a.match_clients}")
+    _check(a.invert_every >= 1, f"attack.invert_every must be at least 1, got {a.invert_every}")
+    _check(a.ensemble_size >= 0, f"attack.ensemble_size must be >= 0 (0: every client's local model), got {a.ensemble_size}")
     for name in ("gan_steps_per_round", "gan_final_steps", "start_round", "jitter"):
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     for name in ("inversion_lr", "gan_lr"):

@@ -26,7 +26,7 @@ class RepresentativeBank:
         self._pool: tuple[Tensor, Tensor, Tensor] | None = None
 
     def observe(self, obs: RoundObservation) -> None:
-        if obs.round < self.cfg.start_round:
+        if obs.round < self.cfg.start_round or (obs.round - self.cfg.start_round) % self.cfg.invert_every:
             return
         labels = labels_for(present_classes(obs.updates), self.cfg.reps_per_client)
         reps = invert_updates(

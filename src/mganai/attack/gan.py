@@ -141,12 +141,22 @@ class GanAttack:
         if not self.cfg.class_ensemble or not self.local_models:
             return loss
         local = self.local_models[int(torch.randint(len(self.local_models), (1,), generator=self.rng))]
+        k = len(next(iter(local.values())))
+        if 0 < self.cfg.ensemble_size < k:  # a random few per step: the same objective in expectation, at a fraction of the cost
+            pick = torch.randperm(k, generator=self.rng)[: self.cfg.ensemble_size]
+            local = {n: v[pick] for n, v in local.items()}
         logits = vmap(lambda p: functional_call(self.shared, p, (x,)))(local)  # [K, B, C]
         return loss + F.cross_entropy(logits.flatten(0, 1), c.repeat(len(logits)))
 
     def _match_loss(self) -> Tensor:
         """Generate a batch per client of a kept round; its gradient must point like that client's update."""
         sent, updates, labels, ids = self.rounds[int(torch.randint(len(self.rounds), (1,), generator=self.rng))]
+        if 0 < self.cfg.match_clients < len(ids):  # the victim (if it took part) and a random few others
+            order = torch.randperm(len(ids), generator=self.rng)
+            order = torch.cat([order[ids[order] == self.victim], order[ids[order] != self.victim]])
+            pick = order[: self.cfg.match_clients]
+            sent, updates = {n: v[pick] for n, v in sent.items()}, {n: v[pick] for n, v in updates.items()}
+            labels, ids = labels[pick], ids[pick]
         k, r = labels.shape
         z = torch.randn(k * r, self.cfg.noise_dim, generator=self.rng)
         images = self.G(z, labels.flatten(), ids.repeat_interleave(r)).view(k, r, *self.G_shape)
