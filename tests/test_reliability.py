@@ -251,6 +251,15 @@ def test_out_that_is_a_file_is_refused(tmp_path):
     assert out.read_text() == "x"
 
 
+def test_unwritable_out_is_refused_before_any_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    line = _one_error_line(*_run([*FL_ONLY, "--out", str(blocker / "sub")])[::2])
+    assert f"cannot write in {blocker}" in line and blocker.read_text() == "x"
+    line = _one_error_line(*_run([*FL_ONLY, "--out", "/proc/mganai-out"])[::2])  # not writable, even as root
+    assert "cannot write in /proc" in line
+
+
 def test_a_write_killed_midway_leaves_the_old_file_whole(tmp_path, monkeypatch):
     from mganai.io import write_json
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,12 @@ def check_out(out: Path, overwrite: bool) -> None:
     """Refuse to mix a new run into a directory that already holds something, unless told to."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file, not a directory")
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    try:  # a file made and removed at once: finds read-only disks and directories before hours of work, even as root
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write in {existing} ({exc.strerror or exc})") from None
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ConfigError(
             f"--out {out} exists and is not empty; pass --overwrite to write over it, "
@@ -383,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mganai: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, a directory that vanished: every output is atomic, nothing is half-written
+        print(f"mganai: error: cannot write the outputs: {exc}", file=sys.stderr)
+        return 1
     return 1  # pragma: no cover - argparse rejects unknown commands
 
 
