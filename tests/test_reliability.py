@@ -31,6 +31,7 @@ clients = 3
 [fl]
 rounds = 4
 batch_size = 32
+dropout = 0.25
 [attack]
 victim = 1
 start_round = 1
@@ -281,7 +282,8 @@ def test_a_write_killed_midway_leaves_the_old_file_whole(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """The tiny audit run once without interruption; every file it writes goes through an atomic rename."""
+    """The tiny audit run once without interruption (with dropouts: their generator must resume too);
+    every file it writes goes through an atomic rename."""
     root = tmp_path_factory.mktemp("resume")
     (root / "tiny.toml").write_text(TINY)
     renamed: list[str] = []
@@ -298,6 +300,7 @@ def runs(tmp_path_factory):
         os.replace = real_replace
     torch.use_deterministic_algorithms(False)
     assert code == 0, err
+    assert json.loads((root / "whole" / "metrics.json").read_text())["fl"]["dropped_updates"] > 0
     return root, renamed
 
 
