@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(BIN)/mganai run --out $(OUT)
+	$(BIN)/mganai run --overwrite --out $(OUT)
 
 test: install
 	$(BIN)/python -m pytest

@@ -136,6 +136,34 @@ def test_strategy_refuses_replies_without_a_client_id(task_identity) -> None:
         strategy.aggregate_train(1, replies)
 
 
+def test_strategy_rejects_a_nan_reply_like_the_simulator(task_identity, capsys) -> None:
+    """A client whose reply holds NaN is logged and left out of the average and out of what the attack sees."""
+    cfg = build_config({}, {"data.clients": 3, "fl.rounds": 2, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 3})
+    data = load_dataset(cfg.data, cfg.seed)
+    shape = data.image_shape
+    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    seen = Recorder()
+    strategy = AuditStrategy([seen], fraction_evaluate=0.0, min_available_nodes=3,
+                             max_update_norm=cfg.fl.max_update_norm)
+    client_of = {501: 2, 502: 0, 503: 1}
+    arrays = record_from_params(init)
+    for r in (1, 2):
+        messages = list(strategy.configure_train(r, arrays, ConfigRecord(), FakeGrid(sorted(client_of))))
+        replies = []
+        for m in messages:
+            content = train_reply(cfg, client_of[m.metadata.dst_node_id], m.content)
+            if client_of[m.metadata.dst_node_id] == 0:  # a broken client
+                broken = {n: torch.full_like(v, float("nan")) for n, v in params_from_record(content["arrays"]).items()}
+                content = RecordDict({"arrays": record_from_params(broken), "metrics": content["metrics"]})
+            replies.append(Message(content, reply_to=m))
+        arrays, _ = strategy.aggregate_train(r, replies)
+    final = params_from_record(arrays)
+    assert all(torch.isfinite(v).all() for v in final.values())
+    assert [(x["round"], x["client"]) for x in strategy.rejected] == [(0, 0), (1, 0)]
+    assert [obs.client_ids for obs in seen.seen] == [[1, 2], [1, 2]]
+    assert capsys.readouterr().err.count("rejected the update of client 0") == 2
+
+
 def test_run_config_keys_override_the_file_and_empty_means_unset(tmp_path: Path) -> None:
     f = tmp_path / "c.toml"
     f.write_text("[fl]\nrounds = 7\nlocal_epochs = 3\n")

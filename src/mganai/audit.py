@@ -7,6 +7,11 @@ seeded from `cfg.seed`, so the same config gives the same numbers.
 The FL engine is a parameter (`FLRunner`): our own simulator by default, Flower's
 when the audit runs inside a Flower ServerApp (`mganai.flower.app`). Attack set-up,
 evaluation and outputs are the same code either way.
+
+With our simulator, a run can be checkpointed between rounds (`RunControl`): the
+oracle, the finished passive trace and the current trace's simulator and observers
+go to OUT/checkpoint.pt (`mganai.checkpoint`), and a resumed run continues from
+there to the same numbers, bit for bit, as a run that was never interrupted.
 """
 
 from __future__ import annotations
@@ -25,11 +30,12 @@ from mganai.attack.active import VictimIsolation
 from mganai.attack.bank import RepresentativeBank
 from mganai.attack.gan import CLASS_GAN, MGANAI, NO_IDENTITY, GanAttack
 from mganai.attack.replay import RepresentativeReplay
+from mganai import checkpoint
 from mganai.config import RunConfig
 from mganai.data import FederatedDataset, check_victim, load_dataset
 from mganai.eval.curves import CurveProbe, curves_csv
 from mganai.eval.metrics import nn_ssim, oracle_rates, real_data_reference, sample_diversity
-from mganai.eval.oracle import Oracle, train_oracle
+from mganai.eval.oracle import Oracle, OracleNet, train_oracle
 from mganai.fl.model import Params, SharedCNN, params_of, seeded
 from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.server import FedAvgSimulator, FLResult, accuracy
@@ -55,6 +61,28 @@ class Trace:
     victim_global_accuracy: float = float("nan")  # the victim's model on every client's held-out data
     seconds: float = 0.0
     bank: RepresentativeBank | None = None
+    objects: dict[str, Any] = field(default_factory=dict)  # what a checkpoint keeps of the attack (`TraceSetup.stateful`)
+
+
+@dataclass
+class RunControl:
+    """How a command-line run is checkpointed, stopped and resumed (our simulator only).
+
+    `stop()` returns a signal number once the user asked the run to stop (checked
+    between rounds, never mid-round); `resume` is a loaded checkpoint to continue from.
+    """
+
+    checkpoint_every: int = 0  # save every K rounds (0: only when stopped)
+    resume: dict[str, Any] | None = None
+    stop: Callable[[], int | None] = lambda: None
+
+
+class RunInterrupted(Exception):
+    """The run stopped at a round boundary on request, after saving a checkpoint."""
+
+    def __init__(self, signum: int, path: Path, where: str):
+        super().__init__(f"stopped after {where}; checkpoint {path}")
+        self.signum, self.path, self.where = signum, path, where
 
 
 def set_determinism() -> None:
@@ -105,17 +133,30 @@ def simulate(
     return sim.run(on_round=on_round)
 
 
-def run_trace(
-    cfg: RunConfig,
-    data: FederatedDataset,
-    methods: list[str],
-    active: bool,
-    run_fl: FLRunner = simulate,
-    probe: CurveProbe | None = None,
-) -> Trace:
-    """FedAvg (run by `run_fl`) with the given attack methods attached (the active one changes FL);
-    `probe` scores them over rounds."""
-    start = time.perf_counter()
+@dataclass
+class TraceSetup:
+    """The model, observers and samplers of one FL trace, before it runs."""
+
+    model: nn.Module
+    init: Params
+    observers: list[Any]
+    samplers: dict[str, Sampler]
+    gans: list[GanAttack]
+    bank: RepresentativeBank | None
+    isolation: VictimIsolation | None
+    probe: CurveProbe | None
+
+    def stateful(self) -> dict[str, Any]:
+        """Every object whose state a checkpoint keeps, by a stable name."""
+        objects: dict[str, Any] = {"bank": self.bank, "isolation": self.isolation, "probe": self.probe}
+        objects.update({name: s for name, s in self.samplers.items() if isinstance(s, GanAttack)})
+        return {k: v for k, v in objects.items() if v is not None}
+
+
+def setup_trace(
+    cfg: RunConfig, data: FederatedDataset, methods: list[str], active: bool, probe: CurveProbe | None = None
+) -> TraceSetup:
+    """Build the shared model and the attack observers of a trace (the active one changes FL)."""
     a = cfg.attack
     shape = data.image_shape
     model = SharedCNN(shape[0], data.num_classes, shape[1])
@@ -144,24 +185,152 @@ def run_trace(
     if probe is not None:  # last: it sees each round after every attack has learnt from it
         probe.attach(samplers)
         observers.append(probe)
+    return TraceSetup(model, init, observers, samplers, gans, bank, isolation, probe)
+
+
+def run_trace(
+    cfg: RunConfig,
+    data: FederatedDataset,
+    methods: list[str],
+    active: bool,
+    run_fl: FLRunner = simulate,
+    probe: CurveProbe | None = None,
+    phase: PhaseRunner | None = None,
+) -> Trace:
+    """FedAvg (run by `run_fl`, or by `phase` when checkpointing) with the given attack methods attached
+    (the active one changes FL); `probe` scores them over rounds."""
+    start = time.perf_counter()
+    setup = setup_trace(cfg, data, methods, active, probe)
     tick, close = _progress(cfg, "FL + active attack" if active else "FL + passive attacks")
     try:
-        fl = run_fl(model, init, data, cfg, observers, isolation, tick)
+        if phase is not None:
+            fl = phase(setup, data, tick)
+        else:
+            fl = run_fl(setup.model, setup.init, data, cfg, setup.observers, setup.isolation, tick)
     finally:
         close()
-    for gan in gans:
+    for gan in setup.gans:
         gan.finish(fl.final_params)
     if probe is not None and probe.every > 0:
         probe.score(cfg.fl.rounds, "final")
-    victim = data.clients[a.victim]
+    victim = data.clients[cfg.attack.victim]
+    isolation = setup.isolation
     victim_params = isolation.isolated if isolation and isolation.isolated is not None else fl.final_params
     heldout = data.heldout()
     trace = Trace(
-        fl, samplers, accuracy(model, victim_params, victim.x_test, victim.y_test),
-        accuracy(model, victim_params, heldout[0], heldout[1]), bank=bank,
+        fl, setup.samplers, accuracy(setup.model, victim_params, victim.x_test, victim.y_test),
+        accuracy(setup.model, victim_params, heldout[0], heldout[1]), bank=setup.bank,
     )
+    trace.objects = setup.stateful()
     trace.seconds = time.perf_counter() - start
     return trace
+
+
+# (trace setup, data, progress tick) -> the FL run of one trace, checkpointed
+PhaseRunner = Callable[[TraceSetup, FederatedDataset, Callable[[int, float], None]], FLResult]
+
+
+class AuditCheckpoints:
+    """Saves an audit's state to OUT/checkpoint.pt between rounds, and resumes from it.
+
+    `common` holds what outlives a trace (oracle, the finished passive trace,
+    timing); each save adds the current trace: its name, the simulator, the FL
+    result so far, every stateful observer and torch's global RNG.
+    """
+
+    def __init__(self, cfg: RunConfig, out: Path, control: RunControl):
+        self.cfg, self.control = cfg, control
+        self.path = out / checkpoint.FILENAME
+        self.saved = control.resume
+        self.common: dict[str, Any] = {}
+
+    def phase(self, name: str) -> PhaseRunner:
+        """A PhaseRunner for trace `name` ('passive' or 'active') that saves and stops between rounds."""
+
+        def run(setup: TraceSetup, data: FederatedDataset, tick: Callable[[int, float], None]) -> FLResult:
+            cfg = self.cfg
+            sim = FedAvgSimulator(setup.model, setup.init, data, cfg.fl, cfg.seed, setup.observers, setup.isolation)
+            result = None
+            if self.saved is not None and self.saved["phase"] == name and self.saved["current"] is not None:
+                current = self.saved["current"]
+                try:
+                    sim.load_state_dict(current["sim"])
+                    result = FLResult.from_state_dict(current["fl"])
+                    load_objects(setup.stateful(), current["objects"])
+                    torch.set_rng_state(current["torch_rng"])
+                except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                    raise checkpoint.CheckpointError(checkpoint.corrupt(self.path, exc)) from None
+                for t, acc in enumerate(result.test_accuracy):
+                    tick(t, acc)
+
+            def after_round(t: int, result: FLResult) -> None:
+                stop, every = self.control.stop(), self.control.checkpoint_every
+                if stop or (every and (t + 1) % every == 0):
+                    self.save(name, sim, result, setup)
+                if stop:
+                    raise RunInterrupted(stop, self.path, f"round {t + 1} of {cfg.fl.rounds} of the {name} FL trace")
+
+            return sim.run(on_round=tick, after_round=after_round, result=result)
+
+        return run
+
+    def stop_before(self, name: str) -> None:
+        """Between two traces: if a stop was asked for, save (trace `name` not begun) and stop."""
+        signum = self.control.stop()
+        if signum:
+            checkpoint.save(self.path, {"config": self.cfg.to_dict(), "phase": name, "current": None, **self.common})
+            raise RunInterrupted(signum, self.path, "the passive FL trace")
+
+    def save(self, name: str, sim: FedAvgSimulator, result: FLResult, setup: TraceSetup) -> None:
+        current = {
+            "sim": sim.state_dict(),
+            "fl": result.state_dict(),
+            "objects": {k: checkpoint.capture(o) for k, o in setup.stateful().items()},
+            "torch_rng": torch.get_rng_state(),
+        }
+        checkpoint.save(self.path, {"config": self.cfg.to_dict(), "phase": name, "current": current, **self.common})
+
+
+def load_objects(objects: dict[str, Any], states: dict[str, Any]) -> None:
+    """Restore every stateful object of a trace from a checkpoint (the same names must be there)."""
+    if set(objects) != set(states):
+        raise ValueError(f"the checkpoint holds {sorted(states)}, this run has {sorted(objects)}")
+    for k, obj in objects.items():
+        checkpoint.restore(obj, states[k])
+
+
+def restore_trace(cfg: RunConfig, data: FederatedDataset, methods: list[str], probe: CurveProbe | None,
+                  saved: dict[str, Any]) -> Trace:
+    """The finished passive trace, from a checkpoint: nothing is retrained."""
+    setup = setup_trace(cfg, data, methods, False, probe)
+    load_objects(setup.stateful(), saved["objects"])
+    fl = FLResult.from_state_dict(saved["fl"])
+    trace = Trace(fl, setup.samplers, float(saved["victim_accuracy"]), float(saved["victim_global_accuracy"]),
+                  float(saved["seconds"]), setup.bank)
+    trace.objects = setup.stateful()
+    return trace
+
+
+def trace_state(trace: Trace) -> dict[str, Any]:
+    return {"fl": trace.fl.state_dict(), "victim_accuracy": trace.victim_accuracy,
+            "victim_global_accuracy": trace.victim_global_accuracy, "seconds": trace.seconds,
+            "objects": {k: checkpoint.capture(o) for k, o in trace.objects.items()}}
+
+
+def restore_oracle(data: FederatedDataset, state: dict[str, Any]) -> Oracle:
+    oracle = Oracle(OracleNet(data.image_shape[0], data.num_clients, data.num_classes), 0.0, 0.0)
+    checkpoint.restore(oracle, state)
+    return oracle
+
+
+def faults(fl: FLResult, victim: int) -> dict[str, Any]:
+    """Faulty clients of one trace, for metrics.json."""
+    return {
+        "rejected_updates": len(fl.rejected),
+        "rejections": fl.rejected,
+        "dropped_updates": len(fl.dropped),
+        "victim_absent_rounds": fl.absent_rounds(victim),
+    }
 
 
 def evaluation_classes(num_classes: int, per_class: int) -> Tensor:
@@ -170,11 +339,21 @@ def evaluation_classes(num_classes: int, per_class: int) -> Tensor:
 
 
 def run_audit(
-    cfg: RunConfig, out: Path, run_fl: FLRunner = simulate, runtime: str = "mganai-simulator"
+    cfg: RunConfig,
+    out: Path,
+    run_fl: FLRunner = simulate,
+    runtime: str = "mganai-simulator",
+    control: RunControl | None = None,
 ) -> dict[str, Any]:
-    """Run FL (with `run_fl`) and every requested method, score them, write metrics.json and grids to `out`."""
+    """Run FL (with `run_fl`) and every requested method, score them, write metrics.json and grids to `out`.
+
+    With `control` (our simulator only), the run saves checkpoints, stops on request
+    (`RunInterrupted`) and resumes from `control.resume`; the checkpoint is removed
+    once the outputs are written."""
     set_determinism()
-    timing: dict[str, float] = {}
+    ckpt = AuditCheckpoints(cfg, out, control) if control is not None else None
+    saved = control.resume if control is not None else None
+    timing: dict[str, Any] = dict(saved.get("timing", {})) if saved is not None else {}
     t0 = time.perf_counter()
     data = load_dataset(cfg.data, cfg.seed)
     check_victim(data, cfg.attack.victim)
@@ -182,18 +361,35 @@ def run_audit(
     methods = [] if cfg.attack.methods == ["none"] else list(cfg.attack.methods)
     passive = [m for m in methods if m != "mganai-active"]
     oracle: Oracle | None = None
+    if ckpt is not None:
+        ckpt.common["timing"] = timing
+        if saved is not None:
+            timing["resumed"] = True
     if methods:  # the oracle needs only the data; trained first so the curves can use it during FL
         t1 = time.perf_counter()
-        oracle = train_oracle(data, cfg.seed + cfg.eval.oracle_seed_offset, cfg.eval.oracle_epochs)
+        if saved is not None and "oracle" in saved:
+            oracle = _checked(ckpt, lambda: restore_oracle(data, saved["oracle"]))
+        else:
+            oracle = train_oracle(data, cfg.seed + cfg.eval.oracle_seed_offset, cfg.eval.oracle_epochs)
         timing["oracle_s"] = time.perf_counter() - t1
+        if ckpt is not None:
+            ckpt.common["oracle"] = checkpoint.capture(oracle)
     probes: list[CurveProbe | None] = [None, None]
     if oracle is not None and cfg.eval.curve_every > 0:
         probes = [_probe(cfg, data, oracle) for _ in range(2)]  # one per FL trace
-    base = run_trace(cfg, data, passive, active=False, run_fl=run_fl, probe=probes[0])
-    timing["fl_and_passive_attacks_s"] = base.seconds
+    if saved is not None and saved["phase"] == "active":
+        base = _checked(ckpt, lambda: restore_trace(cfg, data, passive, probes[0], saved["passive"]))
+    else:
+        base = run_trace(cfg, data, passive, active=False, run_fl=run_fl, probe=probes[0],
+                         phase=ckpt.phase("passive") if ckpt else None)
+        timing["fl_and_passive_attacks_s"] = base.seconds
     traces = {m: base for m in passive}
     if "mganai-active" in methods:
-        traces["mganai-active"] = run_trace(cfg, data, [], active=True, run_fl=run_fl, probe=probes[1])
+        if ckpt is not None:
+            ckpt.common["passive"] = trace_state(base)
+            ckpt.stop_before("active")
+        traces["mganai-active"] = run_trace(cfg, data, [], active=True, run_fl=run_fl, probe=probes[1],
+                                            phase=ckpt.phase("active") if ckpt else None)
         timing["fl_and_active_attack_s"] = traces["mganai-active"].seconds
     metrics: dict[str, Any] = {
         "fl": {
@@ -202,6 +398,7 @@ def run_audit(
             "test_accuracy_per_round": base.fl.test_accuracy,
             "victim_accuracy": base.victim_accuracy,
             "runtime": runtime,
+            **faults(base.fl, cfg.attack.victim),
         },
         "config": cfg.to_dict(),
         "data": describe(data),
@@ -245,13 +442,25 @@ def run_audit(
             timing["curves_s"] = sum(pr.seconds for pr in probes if pr)
         if "mganai-active" in traces:
             metrics["fl"]["active_test_accuracy_per_round"] = traces["mganai-active"].fl.test_accuracy
+            metrics["fl"]["active_faults"] = faults(traces["mganai-active"].fl, cfg.attack.victim)
         timing["evaluation_s"] = time.perf_counter() - t2
     timing["total_s"] = time.perf_counter() - t0
     timing["peak_rss_mb"] = peak_rss_mb()
     metrics["timing"] = timing
     write_json(out / "metrics.json", metrics)
     render_report(out)
+    if ckpt is not None:
+        ckpt.path.unlink(missing_ok=True)  # the run is complete: nothing left to resume
     return metrics
+
+
+def _checked(ckpt: AuditCheckpoints | None, load: Callable[[], Any]) -> Any:
+    """Run a restore step; a checkpoint whose contents do not fit this run is a one-line CheckpointError."""
+    try:
+        return load()
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        path = ckpt.path if ckpt else Path(checkpoint.FILENAME)
+        raise checkpoint.CheckpointError(checkpoint.corrupt(path, exc)) from None
 
 
 def describe(data: FederatedDataset) -> dict[str, Any]:

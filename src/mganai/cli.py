@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +31,28 @@ FLAG_KEYS = {
     "lr": "fl.lr",
     "fraction": "fl.client_fraction",
     "engine": "fl.engine",
+    "dropout": "fl.dropout",
+    "max_update_norm": "fl.max_update_norm",
     "seed": "seed",
     "out": "out",
     "quiet": "quiet",
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line `mganai: error: ...` (exit 2) like every other error."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        print(f"mganai: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        sys.exit(2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="mganai",
         description="Measure user-level privacy leakage in federated learning with the mGAN-AI attack.",
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     run = sub.add_parser(
         "run",
         help="simulate FedAvg, run the attack methods on the server, score them, write OUT/",
@@ -48,6 +61,24 @@ def _parser() -> argparse.ArgumentParser:
         "Settings come from the defaults, then --config FILE, then these flags.",
     )
     _add_audit_flags(run)
+    run.add_argument(
+        "--dropout", type=float, help="chance a sampled client never answers a round (simulated faults; default 0)"
+    )
+    run.add_argument(
+        "--max-update-norm",
+        type=float,
+        help="reject a client update longer than this (L2 over all weights) as faulty (default 1000)",
+    )
+    run.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="save OUT/checkpoint.pt every K rounds (default 0: only on SIGINT/SIGTERM)",
+    )
+    run.add_argument(
+        "--resume", metavar="OUT", help="continue the interrupted run in OUT from OUT/checkpoint.pt (same settings)"
+    )
     sim = sub.add_parser(
         "flower-sim",
         help="the same audit with FL run by Flower's simulation engine (needs mganai[flower])",
@@ -123,12 +154,15 @@ def _add_audit_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--seed", type=int, help="seed for everything; same seed, same numbers (default 0)")
     run.add_argument("--out", metavar="DIR", help="output directory (default runs/default)")
     run.add_argument("--quiet", action="store_true", default=None, help="no progress bar, only the summary")
+    run.add_argument(
+        "--overwrite", action="store_true", help="write into an --out that is not empty (files there are replaced)"
+    )
 
 
-def config_from_args(args: argparse.Namespace) -> Any:
-    """Defaults < --config file < flags."""
-    file_values = load_toml(args.config) if args.config else {}
-    overrides = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items() if getattr(args, dest) is not None}
+def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
+    """Defaults < `base` (a resumed run's settings) < --config file < flags."""
+    file_values = _merged(base or {}, load_toml(args.config) if args.config else {})
+    overrides = {key: getattr(args, dest) for dest, key in FLAG_KEYS.items() if getattr(args, dest, None) is not None}
     victim = getattr(args, "victim", None)
     if victim is not None and victim.strip().lstrip("-").isdigit():
         overrides["attack.victim"] = int(victim)
@@ -143,6 +177,31 @@ def config_from_args(args: argparse.Namespace) -> Any:
 
         check_victim_early(cfg.data, cfg.attack.victim)
     return cfg
+
+
+def _merged(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """`top`'s settings over `base`'s, table by table."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse to mix a new run into a directory that already holds something, unless told to."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory")
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    try:  # a file made and removed at once: finds read-only disks and directories before hours of work, even as root
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write in {existing} ({exc.strerror or exc})") from None
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ConfigError(
+            f"--out {out} exists and is not empty; pass --overwrite to write over it, "
+            f"or --resume {out} to continue an interrupted run"
+        )
 
 
 def _summary(metrics: dict[str, Any]) -> str:
@@ -162,19 +221,115 @@ def _summary(metrics: dict[str, Any]) -> str:
         from mganai.report.tables import realism_warnings
 
         lines += realism_warnings(metrics)
+    fl = metrics["fl"]
+    if fl.get("rejected_updates") or fl.get("dropped_updates"):
+        absent = fl.get("victim_absent_rounds", [])
+        lines.append(
+            f"faulty clients: {fl['rejected_updates']} updates rejected, {fl['dropped_updates']} dropped out; "
+            f"victim absent in {len(absent)} of {fl['rounds']} rounds"
+        )
     lines.append(f"time {metrics['timing']['total_s']:.1f}s, peak memory {metrics['timing']['peak_rss_mb']:.0f} MiB")
     return "\n".join(lines)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
-    from mganai.audit import run_audit
+    if args.checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every must be >= 0 (0: only on SIGINT/SIGTERM), got {args.checkpoint_every}")
+    saved = None
+    if args.resume is not None:
+        cfg, saved = _resumed_config(args)
+    else:
+        cfg = config_from_args(args)
+        check_out(Path(cfg.out), args.overwrite)
+    from mganai.audit import RunControl, RunInterrupted, run_audit
+    from mganai.checkpoint import FILENAME
 
     out = Path(cfg.out)
-    metrics = run_audit(cfg, out)
+    if saved is None:
+        (out / FILENAME).unlink(missing_ok=True)  # --overwrite: a stale checkpoint of an earlier run must not be resumed
+    stop = _StopRequest()
+    control = RunControl(checkpoint_every=args.checkpoint_every, resume=saved, stop=stop)
+    try:
+        with stop.installed():
+            metrics = run_audit(cfg, out, control=control)
+    except RunInterrupted as exc:
+        name = signal.Signals(exc.signum).name
+        print(
+            f"mganai: interrupted by {name} after {exc.where}; checkpoint saved, continue with: mganai run --resume {out}",
+            file=sys.stderr,
+        )
+        return 128 + exc.signum
     print(_summary(metrics))
     print(f"wrote {out / 'metrics.json'} and {out / 'report.html'}")
     return 0
+
+
+def _resumed_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """The settings of the run to resume (from its checkpoint) and the checkpoint; flags may only repeat them."""
+    from mganai.checkpoint import FILENAME, CheckpointError, config_difference, corrupt, load
+
+    out = Path(args.resume)
+    if args.out is not None and Path(args.out) != out:
+        raise ConfigError(f"--resume {out} and --out {args.out} name different directories; give only --resume")
+    path = out / FILENAME
+    if not path.is_file() and (out / "metrics.json").is_file():
+        raise ConfigError(f"{out}: the run there has finished (metrics.json, no {FILENAME}); nothing to resume")
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: nothing to resume (was the run started with --out {out}?)")
+    saved = load(path)
+    stored = saved.get("config")
+    if not isinstance(stored, dict):
+        raise CheckpointError(corrupt(path, "no settings"))
+    stored = {k: v for k, v in stored.items() if k not in ("out", "quiet")}
+    try:
+        original = build_config(stored, {"out": str(out)})
+    except ConfigError as exc:
+        raise CheckpointError(corrupt(path, exc)) from None
+    args.out = str(out)
+    cfg = config_from_args(args, base=stored)
+    ignore = ("out", "quiet")
+    diff = config_difference(
+        {k: v for k, v in original.to_dict().items() if k not in ignore},
+        {k: v for k, v in cfg.to_dict().items() if k not in ignore},
+    )
+    if diff:
+        raise ConfigError(f"--resume {out}: {diff}; resume with the same settings, or start a new run in another --out")
+    return cfg, saved
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM set a flag the run checks between rounds (it then saves a checkpoint and stops).
+
+    A second SIGINT leaves at once (KeyboardInterrupt), as Ctrl-C usually does.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self) -> int | None:
+        return self.signum
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def installed(self) -> Any:
+        import contextlib
+
+        @contextlib.contextmanager
+        def scope() -> Any:
+            if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+                yield
+                return
+            old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for s, h in old.items():
+                    signal.signal(s, h)
+
+        return scope()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -197,6 +352,9 @@ def cmd_flower_sim(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    if cfg.fl.dropout > 0:
+        raise ConfigError("fl.dropout is simulated by 'mganai run' only (Flower's clients drop out for real); set it to 0")
+    check_out(Path(cfg.out), args.overwrite)
     from mganai.flower import FLOWER_MISSING, flower_available
 
     if not flower_available():
@@ -236,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mganai: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # disk full, a directory that vanished: every output is atomic, nothing is half-written
+        print(f"mganai: error: cannot write the outputs: {exc}", file=sys.stderr)
+        return 1
     return 1  # pragma: no cover - argparse rejects unknown commands
 
 

@@ -9,6 +9,7 @@ line that names the key and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,8 @@ class FLConfig:
     momentum: float = 0.9  # local SGD momentum, reset every round
     client_fraction: float = 1.0
     engine: str = "vmap"  # "vmap" (all clients in one batched computation) or "loop"
+    dropout: float = 0.0  # chance that a sampled client never answers a round (simulated faults)
+    max_update_norm: float = 1000.0  # an update longer than this (L2, all weights) is rejected as faulty
 
 
 @dataclass
@@ -128,6 +131,8 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
     if kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):  # TOML allows nan and inf; no setting means anything with them
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
         return float(value)
     if kind == "str":
         if not isinstance(value, str):
@@ -212,6 +217,8 @@ def validate(cfg: RunConfig) -> None:
     _check(0.0 <= f.momentum < 1.0, f"fl.momentum must be in [0, 1), got {f.momentum}")
     _check(0.0 < f.client_fraction <= 1.0, f"fl.client_fraction must be in (0, 1], got {f.client_fraction}")
     _check(f.engine in ("vmap", "loop"), f"fl.engine must be 'vmap' or 'loop', got {f.engine!r}")
+    _check(0.0 <= f.dropout < 1.0, f"fl.dropout must be in [0, 1), got {f.dropout}")
+    _check(f.max_update_norm > 0, f"fl.max_update_norm must be > 0, got {f.max_update_norm}")
     if has_natural_clients(d.dataset):  # the client count is known once the data is read (mganai.data.check_victim)
         _check(a.victim >= 0, f"attack.victim must be >= 0, got {a.victim}")
     else:
@@ -225,7 +232,7 @@ def validate(cfg: RunConfig) -> None:
     _check(a.match_clients >= 0, f"attack.match_clients must be >= 0 (0: all clients), got {a.match_clients}")
     _check(a.invert_every >= 1, f"attack.invert_every must be at least 1, got {a.invert_every}")
     _check(a.ensemble_size >= 0, f"attack.ensemble_size must be >= 0 (0: every client's local model), got {a.ensemble_size}")
-    for name in ("gan_steps_per_round", "gan_final_steps", "start_round"):
+    for name in ("gan_steps_per_round", "gan_final_steps", "start_round", "jitter"):
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     for name in ("inversion_lr", "gan_lr"):
         _check(getattr(a, name) > 0, f"attack.{name} must be > 0, got {getattr(a, name)}")
@@ -234,4 +241,8 @@ def validate(cfg: RunConfig) -> None:
     _check(e.samples_per_class >= 1, f"eval.samples_per_class must be at least 1, got {e.samples_per_class}")
     _check(e.oracle_epochs >= 1, f"eval.oracle_epochs must be at least 1, got {e.oracle_epochs}")
     _check(e.curve_every >= 0, f"eval.curve_every must be >= 0 (0: no curves), got {e.curve_every}")
+    _check(
+        1 <= e.oracle_seed_offset < 2**31,
+        f"eval.oracle_seed_offset must be in 1..{2**31 - 1} (the oracle's seed is never the run's), got {e.oracle_seed_offset}",
+    )
     _check(e.curve_samples_per_class >= 1, f"eval.curve_samples_per_class must be at least 1, got {e.curve_samples_per_class}")

@@ -8,6 +8,7 @@ enough that reading it here gives better error messages than a dependency would.
 from __future__ import annotations
 
 import gzip
+import math
 import re
 import zlib
 from pathlib import Path
@@ -35,11 +36,12 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise DataError(f"IDX file {path} is truncated (header)")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_TYPES[raw[2]])
-    need = int(np.prod(shape)) * dtype.itemsize
+    count = math.prod(shape)  # Python ints: np.prod wraps around on a damaged header's huge dimensions
+    need = count * dtype.itemsize
     if len(raw) - header < need:
         raise DataError(f"IDX file {path} is truncated: {len(raw) - header} of {need} data bytes for shape {shape}")
     return (
-        np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape)), offset=header)
+        np.frombuffer(raw, dtype=dtype, count=count, offset=header)
         .reshape(shape)
         .astype(dtype.newbyteorder("="))
     )

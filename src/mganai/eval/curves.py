@@ -71,6 +71,14 @@ class CurveProbe:
             self.points.append(CurvePoint(name, round_, stage, **rates))
         self.seconds += time.perf_counter() - start
 
+    def state_dict(self) -> dict[str, object]:
+        """The points so far (plain dicts), for a checkpoint."""
+        return {"points": [asdict(p) for p in self.points], "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        self.points = [CurvePoint(**p) for p in state["points"]]  # type: ignore[attr-defined]
+        self.seconds = float(state["seconds"])  # type: ignore[arg-type]
+
 
 def curves_csv(points: list[CurvePoint]) -> bytes:
     """The points as CSV, one row per (method, round, stage), methods in the order given."""

@@ -4,12 +4,20 @@ Clients that received the shared model are averaged into the next shared model,
 weighted by their sample counts. A client sent a different model (by a
 `ModelDispatcher`) trains from that model and its update is not averaged: it is
 relative to a different base.
+
+Faulty clients (`mganai.fl.faults`): a client that drops out of a round (simulated
+with `fl.dropout`) returns nothing; an update with NaN/inf or a norm above
+`fl.max_update_norm` is rejected. Neither enters the average nor the
+`RoundObservation`, so the attack never learns from them; each rejection is logged
+(client, round, reason) and kept in the `FLResult`.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +27,7 @@ from mganai.config import FLConfig
 from mganai.data.federated import FederatedDataset
 from mganai.fl.aggregate import apply_update, weighted_mean
 from mganai.fl.client import ENGINES, client_generator, make_plan
+from mganai.fl.faults import dropouts, screen_updates
 from mganai.fl.model import Params, clone_params
 from mganai.fl.observers import ModelDispatcher, RoundObservation, ServerObserver, stacked_clone
 
@@ -29,7 +38,31 @@ class FLResult:
 
     final_params: Params
     test_accuracy: list[float] = field(default_factory=list)
-    participants: list[list[int]] = field(default_factory=list)
+    participants: list[list[int]] = field(default_factory=list)  # clients that answered, per round
+    rejected: list[dict[str, Any]] = field(default_factory=list)  # {round, client, reason} per rejected update
+    dropped: list[dict[str, int]] = field(default_factory=list)  # {round, client} per client that dropped out
+
+    def absent_rounds(self, client: int) -> list[int]:
+        """Rounds in which `client` delivered no accepted update (not sampled, dropped out or rejected)."""
+        bad = {(r["round"], r["client"]) for r in self.rejected}
+        return [t for t, ids in enumerate(self.participants) if client not in ids or (t, client) in bad]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain containers and tensors, for a checkpoint."""
+        return {"final_params": self.final_params, "test_accuracy": list(self.test_accuracy),
+                "participants": [list(p) for p in self.participants], "rejected": [dict(r) for r in self.rejected],
+                "dropped": [dict(d) for d in self.dropped]}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> FLResult:
+        return cls(**state)
+
+
+def warn(message: str) -> None:
+    """One line on stderr that does not break a tqdm progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(f"mganai: warning: {message}", file=sys.stderr)
 
 
 @torch.no_grad()
@@ -72,11 +105,20 @@ class FedAvgSimulator:
         self.train_step = ENGINES[cfg.engine]
         self._test = data.heldout()
         self._sampler = torch.Generator().manual_seed(seed * 7 + 3)
+        self._dropout = torch.Generator().manual_seed(seed * 7 + 5)  # its own stream: sampling is the same at any p
+        self.rejected: list[dict[str, Any]] = []
+        self.dropped: list[dict[str, int]] = []
+        self.log: Callable[[str], None] = warn
 
     def run_round(self, t: int) -> tuple[list[int], float]:
-        """One round: returns the participants and the new shared model's test accuracy."""
-        ids = sample_clients(self.data.num_clients, self.cfg.client_fraction, self._sampler)
-        custom = {k: self.dispatcher.model_for(t, k, clone_params(self.params)) for k in ids} if self.dispatcher else {}
+        """One round: returns the clients that answered and the new shared model's test accuracy."""
+        sampled = sample_clients(self.data.num_clients, self.cfg.client_fraction, self._sampler)
+        custom = {k: self.dispatcher.model_for(t, k, clone_params(self.params)) for k in sampled} if self.dispatcher else {}
+        gone = dropouts(self.data.num_clients, self.cfg.dropout, self._dropout)
+        ids = [k for k in sampled if k not in gone]
+        self.dropped += [{"round": t, "client": k} for k in sampled if k in gone]
+        if not ids:  # nobody answered: the shared model stays, there is nothing to observe
+            return ids, accuracy(self.model, self.params, *self._test[:2])
         sent = {n: torch.stack([(custom.get(k) or self.params)[n] for k in ids]) for n in self.params}
         clients = [self.data.clients[k] for k in ids]
         gens = [client_generator(self.seed, t, k) for k in ids]
@@ -84,33 +126,65 @@ class FedAvgSimulator:
         ends = self.train_step(self.model, sent, [c.x_train for c in clients], [c.y_train for c in clients], plan, self.cfg.lr, self.cfg.momentum)
         updates = {n: ends[n] - sent[n] for n in ends}
         counts = torch.tensor([len(c.y_train) for c in clients], dtype=torch.float32)
-        keep = [i for i, k in enumerate(ids) if custom.get(k) is None and counts[i] > 0]
+        rejected = screen_updates(updates, ids, t, self.cfg.max_update_norm)
+        for r in rejected:
+            self.log(f"round {t}: rejected the update of client {r['client']}: {r['reason']}")
+        self.rejected += rejected
+        bad = {r["client"] for r in rejected}
+        good = [i for i, k in enumerate(ids) if k not in bad]  # what the server accepts and shows its observers
+        keep = [i for i in good if custom.get(ids[i]) is None and counts[i] > 0]
         previous = self.params
         if keep:
             pos = torch.tensor(keep)
             mean = weighted_mean({n: u[pos] for n, u in updates.items()}, counts[pos])
             self.params = apply_update(self.params, mean)
-        obs = RoundObservation(
-            round=t,
-            client_ids=list(ids),
-            num_samples=counts.clone(),
-            global_params=clone_params(previous),
-            sent=stacked_clone(sent),
-            updates=stacked_clone(updates),
-            aggregated=[ids[i] for i in keep],
-        )
-        for observer in self.observers:
-            observer.observe(obs)
+        if good:
+            if len(good) < len(ids):
+                pos = torch.tensor(good)
+                sent = {n: v[pos] for n, v in sent.items()}
+                updates = {n: v[pos] for n, v in updates.items()}
+            obs = RoundObservation(
+                round=t,
+                client_ids=[ids[i] for i in good],
+                num_samples=counts[good].clone() if len(good) < len(ids) else counts.clone(),
+                global_params=clone_params(previous),
+                sent=stacked_clone(sent),
+                updates=stacked_clone(updates),
+                aggregated=[ids[i] for i in keep],
+            )
+            for observer in self.observers:
+                observer.observe(obs)
         return ids, accuracy(self.model, self.params, *self._test[:2])
 
-    def run(self, on_round: Callable[[int, float], None] | None = None) -> FLResult:
-        """All rounds; `on_round(t, accuracy)` is called after each (progress bars)."""
-        result = FLResult(final_params=self.params)
-        for t in range(self.cfg.rounds):
+    def run(
+        self,
+        on_round: Callable[[int, float], None] | None = None,
+        after_round: Callable[[int, FLResult], None] | None = None,
+        result: FLResult | None = None,
+    ) -> FLResult:
+        """The rounds not yet in `result` (all, by default); `on_round(t, accuracy)` after each (progress bars),
+        then `after_round(t, result)` (checkpoints: the simulator and its observers are between rounds there)."""
+        result = result or FLResult(final_params=self.params)
+        result.rejected, result.dropped = self.rejected, self.dropped
+        for t in range(len(result.test_accuracy), self.cfg.rounds):
             ids, acc = self.run_round(t)
             result.participants.append(ids)
             result.test_accuracy.append(acc)
             if on_round:
                 on_round(t, acc)
+            if after_round:
+                after_round(t, result)
         result.final_params = clone_params(self.params)
         return result
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that decides the next rounds: shared model, sampling and dropout streams, faults so far."""
+        return {"params": clone_params(self.params), "sampler": self._sampler.get_state(),
+                "dropout": self._dropout.get_state(), "rejected": [dict(r) for r in self.rejected],
+                "dropped": [dict(d) for d in self.dropped]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.params = clone_params(state["params"])
+        self._sampler.set_state(state["sampler"])
+        self._dropout.set_state(state["dropout"])
+        self.rejected, self.dropped = list(state["rejected"]), list(state["dropped"])

@@ -120,6 +120,7 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
             observers,
             dispatcher,
             node_to_client=known,
+            max_update_norm=cfg.fl.max_update_norm,
             fraction_train=cfg.fl.client_fraction,
             fraction_evaluate=0.0,  # the server scores the shared model on held-out data itself
             min_train_nodes=max(1, round(cfg.fl.client_fraction * n)),
@@ -135,7 +136,8 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         known.update(strategy.node_to_client)
         final = params_from_record(result.arrays) if len(result.arrays) else dict(init)
         accs = [float(result.evaluate_metrics_serverapp[r]["accuracy"]) for r in range(1, cfg.fl.rounds + 1)]
-        return FLResult(final_params=final, test_accuracy=accs, participants=strategy.participants)
+        return FLResult(final_params=final, test_accuracy=accs, participants=strategy.participants,
+                        rejected=strategy.rejected)
 
     return run
 

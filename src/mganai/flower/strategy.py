@@ -33,6 +33,7 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from flwr.supercore import log
 
 from mganai.fl.aggregate import apply_update, weighted_mean
+from mganai.fl.faults import screen_updates
 from mganai.fl.model import Params, clone_params
 from mganai.fl.observers import ModelDispatcher, RoundObservation, ServerObserver
 
@@ -71,6 +72,7 @@ class AuditStrategy(FedAvg):
         dispatcher: ModelDispatcher | None = None,
         client_key: str = CLIENT_KEY,
         node_to_client: dict[int, int] | None = None,
+        max_update_norm: float = float("inf"),
         **fedavg: Any,
     ):
         fedavg.setdefault("train_metrics_aggr_fn", self._aggregate_metrics)
@@ -82,6 +84,8 @@ class AuditStrategy(FedAvg):
         self._global: Params = {}
         self._custom: dict[int, Params] = {}  # node id -> model sent instead of the shared one
         self.participants: list[list[int]] = []  # client ids that replied, per round
+        self.max_update_norm = max_update_norm  # longer (or non-finite) updates are rejected, as in the simulator
+        self.rejected: list[dict[str, Any]] = []
 
     def _aggregate_metrics(self, records: list[RecordDict], weighted_by_key: str) -> MetricRecord:
         """FedAvg's weighted metric average, minus the client id (an average of ids means nothing)."""
@@ -143,6 +147,17 @@ class AuditStrategy(FedAvg):
         names = list(self._global)
         sent = [self._custom.get(node, self._global) for _, node, _, _, _ in rows]
         updates = {n: torch.stack([r[3][n] - s[n] for r, s in zip(rows, sent)]) for n in names} if rows else {}
+        rejected = screen_updates(updates, [r[0] for r in rows], server_round - 1, self.max_update_norm)
+        if rejected:  # out of the average and out of the observation, as in FedAvgSimulator
+            from mganai.fl.server import warn
+
+            for r in rejected:
+                warn(f"round {r['round']}: rejected the update of client {r['client']}: {r['reason']}")
+            self.rejected += rejected
+            bad = {r["client"] for r in rejected}
+            good = [i for i, r in enumerate(rows) if r[0] not in bad]
+            rows, sent = [rows[i] for i in good], [sent[i] for i in good]
+            updates = {n: u[torch.tensor(good, dtype=torch.long)] for n, u in updates.items()} if rows else {}
         counts = torch.tensor([r[4] for r in rows], dtype=torch.float32)
         keep = [i for i, r in enumerate(rows) if r[1] not in self._custom and r[4] > 0]
         arrays, metrics = None, None
