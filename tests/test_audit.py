@@ -9,28 +9,10 @@ import torch
 from PIL import Image
 
 from mganai.cli import main
+from tinyrun import TINY_AUDIT
 from mganai.config import ALL_METHODS
 
-TINY = """
-seed = 3
-[data]
-clients = 3
-[fl]
-rounds = 3
-batch_size = 32
-[attack]
-victim = 1
-start_round = 1
-reps_per_client = 4
-inversion_steps = 3
-gan_steps_per_round = 2
-gan_final_steps = 2
-gan_batch = 8
-match_batch = 2
-[eval]
-samples_per_class = 2
-oracle_epochs = 1
-"""
+TINY = TINY_AUDIT.replace("rounds = 4", "rounds = 3")
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,7 @@ no traceback, and --out not even created.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import io
 import json
 import math
 import struct
@@ -21,23 +19,13 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import mganai.audit as audit
-from mganai.cli import main
+from tinyrun import run_cli
 from mganai.config import ALL_METHODS, SECTIONS, ConfigError, RunConfig, build_config
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=12)  # what TOML strings can hold
 ANY_VALUE = st.one_of(INT64, st.floats(), TEXT, st.booleans(), st.lists(TEXT, max_size=3))
-
-
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def _assert_clean_refusal(code: int, stdout: str, err: str, out: Path, names: tuple[str, ...] = ()) -> str:
@@ -142,7 +130,7 @@ def test_invalid_setting_in_a_config_file_is_one_line_and_writes_nothing(setting
     with tempfile.TemporaryDirectory() as tmp:
         cfg, out = Path(tmp) / "bad.toml", Path(tmp) / "out"
         cfg.write_text(_toml(key, value), encoding="utf-8")
-        code, stdout, err = _run(["run", "--config", str(cfg), "--out", str(out), "--quiet"])
+        code, stdout, err = run_cli(["run", "--config", str(cfg), "--out", str(out), "--quiet"])
         _assert_clean_refusal(code, stdout, err, out, names=(key.rpartition(".")[2],))
 
 
@@ -168,7 +156,7 @@ def test_invalid_flag_value_is_one_line_and_writes_nothing(flag, data):
     value = data.draw(FLAG_VALUES[flag])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
-        code, stdout, err = _run(["run", f"{flag}={value}", "--out", str(out), "--quiet"])
+        code, stdout, err = run_cli(["run", f"{flag}={value}", "--out", str(out), "--quiet"])
         _assert_clean_refusal(code, stdout, err, out)
 
 
@@ -207,7 +195,7 @@ def _cli_on_dataset(dataset: str, out: Path) -> tuple[int, str, str]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(audit, "run_trace", stop_after_loading)
         try:
-            return _run(["run", "--dataset", dataset, "--clients", "2", "--rounds", "1", "--methods", "none",
+            return run_cli(["run", "--dataset", dataset, "--clients", "2", "--rounds", "1", "--methods", "none",
                          "--out", str(out), "--quiet"])
         except _Loaded:
             return 0, "", ""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 import os
 import signal
@@ -19,44 +17,14 @@ import torch
 import mganai.cli as cli
 from mganai import checkpoint
 from mganai.cli import main
+from tinyrun import TINY_AUDIT, run_cli
 from mganai.data.federated import ClientData, FederatedDataset
 from mganai.fl.faults import dropouts, screen_updates, update_norms
 from mganai.fl.observers import RoundObservation
 from mganai.fl.server import FedAvgSimulator
 
-TINY = """
-seed = 3
-[data]
-clients = 3
-[fl]
-rounds = 4
-batch_size = 32
-dropout = 0.25
-[attack]
-victim = 1
-start_round = 1
-reps_per_client = 4
-inversion_steps = 3
-gan_steps_per_round = 2
-gan_final_steps = 2
-gan_batch = 8
-match_batch = 2
-[eval]
-samples_per_class = 2
-oracle_epochs = 1
-curve_every = 2
-"""
+TINY = TINY_AUDIT.replace("batch_size = 32", "batch_size = 32\ndropout = 0.25").replace("curve_samples_per_class = 2\n", "")
 FL_ONLY = ["run", "--rounds", "2", "--clients", "3", "--methods", "none", "--quiet"]
-
-
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse
-            code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def _one_error_line(code: int, err: str) -> str:
@@ -202,7 +170,7 @@ def test_audit_with_a_nan_client_and_dropouts_counts_them_and_stays_finite(tmp_p
     monkeypatch.setattr(audit, "load_dataset", load)
     monkeypatch.setattr(server, "ENGINES", {k: faulty(v) for k, v in server.ENGINES.items()})
     out = tmp_path / "out"
-    code, stdout, err = _run(["run", "--config", str(tmp_path / "tiny.toml"), "--dropout", "0.4", "--out", str(out),
+    code, stdout, err = run_cli(["run", "--config", str(tmp_path / "tiny.toml"), "--dropout", "0.4", "--out", str(out),
                               "--quiet"])
     torch.use_deterministic_algorithms(False)
     assert code == 0, err
@@ -227,7 +195,7 @@ def test_non_empty_out_is_refused_and_left_alone(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    code, stdout, err = _run([*FL_ONLY, "--out", str(out)])
+    code, stdout, err = run_cli([*FL_ONLY, "--out", str(out)])
     line = _one_error_line(code, err)
     assert "--overwrite" in line and "not empty" in line and stdout == ""
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
@@ -238,7 +206,7 @@ def test_overwrite_writes_over_outputs_and_keeps_other_files(tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     (out / "metrics.json").write_text("old")
-    code, _, err = _run([*FL_ONLY, "--out", str(out), "--overwrite"])
+    code, _, err = run_cli([*FL_ONLY, "--out", str(out), "--overwrite"])
     assert code == 0, err
     assert (out / "notes.txt").read_text() == "mine"
     assert json.loads((out / "metrics.json").read_text())["fl"]["rounds"] == 2
@@ -248,16 +216,16 @@ def test_overwrite_writes_over_outputs_and_keeps_other_files(tmp_path):
 def test_out_that_is_a_file_is_refused(tmp_path):
     out = tmp_path / "out"
     out.write_text("x")
-    _one_error_line(*_run([*FL_ONLY, "--out", str(out)])[::2])
+    _one_error_line(*run_cli([*FL_ONLY, "--out", str(out)])[::2])
     assert out.read_text() == "x"
 
 
 def test_unwritable_out_is_refused_before_any_work(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    line = _one_error_line(*_run([*FL_ONLY, "--out", str(blocker / "sub")])[::2])
+    line = _one_error_line(*run_cli([*FL_ONLY, "--out", str(blocker / "sub")])[::2])
     assert f"cannot write in {blocker}" in line and blocker.read_text() == "x"
-    line = _one_error_line(*_run([*FL_ONLY, "--out", "/proc/mganai-out"])[::2])  # not writable, even as root
+    line = _one_error_line(*run_cli([*FL_ONLY, "--out", "/proc/mganai-out"])[::2])  # not writable, even as root
     assert "cannot write in /proc" in line
 
 
@@ -295,7 +263,7 @@ def runs(tmp_path_factory):
 
     os.replace = spy
     try:
-        code, _, err = _run(["run", "--config", str(root / "tiny.toml"), "--out", str(root / "whole"), "--quiet"])
+        code, _, err = run_cli(["run", "--config", str(root / "tiny.toml"), "--out", str(root / "whole"), "--quiet"])
     finally:
         os.replace = real_replace
     torch.use_deterministic_algorithms(False)
@@ -327,7 +295,7 @@ def _interrupt_at(monkeypatch, boundary: int, error: type[BaseException] | None 
     monkeypatch.setattr(cli._StopRequest, "__call__", stop)
 
 
-def _assert_same_run(whole: Path, resumed: Path) -> None:
+def _assert_samerun_cli(whole: Path, resumed: Path) -> None:
     assert _comparable(resumed) == _comparable(whole)
     assert (resumed / "curves.csv").read_bytes() == (whole / "curves.csv").read_bytes()
     for png in whole.glob("*.png"):
@@ -343,15 +311,15 @@ def test_interrupted_and_resumed_run_is_bit_identical(runs, tmp_path, monkeypatc
     root, _ = runs
     out = tmp_path / "out"
     _interrupt_at(monkeypatch, boundary)
-    code, _, err = _run(["run", "--config", str(root / "tiny.toml"), "--out", str(out), "--quiet"])
+    code, _, err = run_cli(["run", "--config", str(root / "tiny.toml"), "--out", str(out), "--quiet"])
     assert code == 143
     assert err.strip().splitlines() == [err.strip()] and "--resume" in err and "SIGTERM" in err
     assert [p.name for p in out.iterdir()] == ["checkpoint.pt"]
     monkeypatch.undo()
-    code, _, err = _run(["run", "--resume", str(out), "--quiet"])
+    code, _, err = run_cli(["run", "--resume", str(out), "--quiet"])
     torch.use_deterministic_algorithms(False)
     assert code == 0, err
-    _assert_same_run(root / "whole", out)
+    _assert_samerun_cli(root / "whole", out)
     assert json.loads((out / "metrics.json").read_text())["timing"]["resumed"] is True
 
 
@@ -365,10 +333,10 @@ def test_crash_after_a_periodic_checkpoint_resumes_to_the_same_numbers(runs, tmp
     saved = checkpoint.load(out / "checkpoint.pt")
     assert saved["phase"] == "passive" and len(saved["current"]["fl"]["test_accuracy"]) == 3
     monkeypatch.undo()
-    code, _, err = _run(["run", "--resume", str(out), "--quiet"])
+    code, _, err = run_cli(["run", "--resume", str(out), "--quiet"])
     torch.use_deterministic_algorithms(False)
     assert code == 0, err
-    _assert_same_run(root / "whole", out)
+    _assert_samerun_cli(root / "whole", out)
 
 
 def test_sigterm_to_a_real_process_then_resume(runs, tmp_path):
@@ -390,7 +358,7 @@ def test_sigterm_to_a_real_process_then_resume(runs, tmp_path):
     resumed = subprocess.run([sys.executable, "-m", "mganai", "run", "--resume", str(out), "--quiet"],
                              capture_output=True, text=True, env=env, timeout=240, check=False)
     assert resumed.returncode == 0, resumed.stderr
-    _assert_same_run(root / "whole", out)
+    _assert_samerun_cli(root / "whole", out)
 
 
 @pytest.fixture(scope="module")
@@ -400,7 +368,7 @@ def stopped_once(runs) -> Path:
     out = root / "stopped"
     with pytest.MonkeyPatch.context() as mp:
         _interrupt_at(mp, 1)
-        assert _run(["run", "--config", str(root / "tiny.toml"), "--out", str(out), "--quiet"])[0] == 143
+        assert run_cli(["run", "--config", str(root / "tiny.toml"), "--out", str(out), "--quiet"])[0] == 143
     return out
 
 
@@ -415,10 +383,10 @@ def interrupted(stopped_once, tmp_path) -> Path:
 def test_resume_with_other_settings_is_refused(runs, interrupted):
     root, _ = runs
     before = (interrupted / "checkpoint.pt").read_bytes()
-    line = _one_error_line(*_run(["run", "--resume", str(interrupted), "--rounds", "5"])[::2])
+    line = _one_error_line(*run_cli(["run", "--resume", str(interrupted), "--rounds", "5"])[::2])
     assert "fl.rounds is 5 now but 4 in the checkpoint" in line
     # the same settings again (file and flags) are fine to repeat: only differences are refused
-    line = _one_error_line(*_run(["run", "--resume", str(interrupted), "--config", str(root / "tiny.toml"),
+    line = _one_error_line(*run_cli(["run", "--resume", str(interrupted), "--config", str(root / "tiny.toml"),
                                   "--seed", "4"])[::2])
     assert "seed is 4 now but 3" in line
     assert (interrupted / "checkpoint.pt").read_bytes() == before
@@ -426,8 +394,8 @@ def test_resume_with_other_settings_is_refused(runs, interrupted):
 
 def test_resume_needs_a_checkpoint(tmp_path, runs):
     root, _ = runs
-    assert "has finished" in _one_error_line(*_run(["run", "--resume", str(root / "whole")])[::2])
-    assert "nothing to resume" in _one_error_line(*_run(["run", "--resume", str(tmp_path / "nowhere")])[::2])
+    assert "has finished" in _one_error_line(*run_cli(["run", "--resume", str(root / "whole")])[::2])
+    assert "nothing to resume" in _one_error_line(*run_cli(["run", "--resume", str(tmp_path / "nowhere")])[::2])
     assert not (tmp_path / "nowhere").exists()
 
 
@@ -459,7 +427,7 @@ def test_tampered_checkpoint_is_a_clear_error_never_code(interrupted, tmp_path, 
         payload = torch.load(path, weights_only=True)
         payload["current"]["objects"].pop("bank")
         torch.save(payload, path)
-    code, stdout, err = _run(["run", "--resume", str(interrupted), "--quiet"])
+    code, stdout, err = run_cli(["run", "--resume", str(interrupted), "--quiet"])
     torch.use_deterministic_algorithms(False)
     line = _one_error_line(code, err)
     assert f"checkpoint {path} is corrupt or not an mganai checkpoint (" in line, line

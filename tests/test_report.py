@@ -21,34 +21,13 @@ import torch
 from PIL import Image
 
 from mganai.cli import main
+from tinyrun import TINY_AUDIT
 from mganai.config import ALL_METHODS, DataConfig
 from mganai.data import load_dataset
 from mganai.report.grids import to_uint8
 from mganai.report.tables import COLUMNS, best_marks, fmt, verdict
 
-TINY = """
-seed = 3
-quiet = true
-[data]
-clients = 3
-[fl]
-rounds = 4
-batch_size = 32
-[attack]
-victim = 1
-start_round = 1
-reps_per_client = 4
-inversion_steps = 3
-gan_steps_per_round = 2
-gan_final_steps = 2
-gan_batch = 8
-match_batch = 2
-[eval]
-samples_per_class = 2
-oracle_epochs = 1
-curve_every = 2
-curve_samples_per_class = 2
-"""
+TINY = TINY_AUDIT.replace("seed = 3", "seed = 3\nquiet = true")
 
 
 def _run(argv: list[str]) -> tuple[int, str, str]:
