@@ -152,11 +152,14 @@ def _pair(size: int | tuple[int | None, ...]) -> tuple[int | None, ...]:
     return (size, size) if isinstance(size, int) else tuple(size)
 
 
-def stacked_grads(model: nn.Module, params: Params, x: Tensor, y: Tensor, w: Tensor) -> Params | None:
+def stacked_grads(
+    model: nn.Module, params: Params, x: Tensor, y: Tensor, w: Tensor, create_graph: bool = False
+) -> Params | None:
     """Each client's gradient of `weighted_loss` at its own params (stacked), or None if unsupported.
 
     The K losses are independent, so the gradient of their sum with respect to the
-    stacked params is, row k, client k's own gradient.
+    stacked params is, row k, client k's own gradient. `create_graph=True` keeps it
+    differentiable in `x` (the update inversion optimises the images through it).
     """
     live = {n: p.detach().requires_grad_(True) for n, p in params.items()}
     logits = stacked_logits(model, live, x)
@@ -165,7 +168,7 @@ def stacked_grads(model: nn.Module, params: Params, x: Tensor, y: Tensor, w: Ten
     k, b = y.shape
     per_sample = F.cross_entropy(logits.reshape(k * b, -1), y.reshape(-1), reduction="none").view(k, b)
     loss = ((per_sample * w).sum(1) / w.sum(1).clamp_min(1.0)).sum()
-    return dict(zip(live, torch.autograd.grad(loss, list(live.values()))))
+    return dict(zip(live, torch.autograd.grad(loss, list(live.values()), create_graph=create_graph)))
 
 
 def train_vmap(
