@@ -353,3 +353,14 @@ def test_client_generator_depends_on_seed_round_and_client():
     }
     assert len({tuple(v) for v in draws.values()}) == 4
     assert torch.randperm(50, generator=client_generator(0, 1, 0)).tolist() == draws[(0, 1, 0)]
+
+
+def test_stacked_fast_path_declines_models_it_does_not_know(init_params):
+    class Other(SharedCNN):
+        def forward(self, x):  # not SharedCNN's features -> classifier: the fast path must not assume it
+            return self.classifier(self.features(x)) * 2
+
+    x, y, w = torch.zeros(2, 3, 1, 16, 16), torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3)
+    params = {n: v.unsqueeze(0).repeat(2, *[1] * v.dim()) for n, v in init_params.items()}
+    assert stacked_grads(Other(1, 10, 16), params, x, y, w) is None
+    assert stacked_grads(SharedCNN(1, 10, 16), params, x, y, w) is not None

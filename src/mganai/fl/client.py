@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-from mganai.fl.model import Params
+from mganai.fl.model import Params, SharedCNN
 
 
 @dataclass
@@ -113,6 +113,8 @@ def stacked_logits(model: nn.Module, params: Params, x: Tensor) -> Tensor | None
     one conv with groups=K and pooling runs on contiguous channels. Returns None for
     a model with any other layer (the caller then uses torch.func.vmap).
     """
+    if type(model).forward is not SharedCNN.forward:  # the layers below are only what `forward` runs
+        return None
     features, head = getattr(model, "features", None), getattr(model, "classifier", None)
     if not isinstance(features, nn.Sequential) or not isinstance(head, nn.Linear):
         return None
