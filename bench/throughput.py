@@ -146,13 +146,17 @@ def measure(runtime: str, clients: int, rounds: int, warmup: int, workers: int) 
         else:
             simulate(model, init, data, cfg, [], None, on_round)
     timed = len(stamps) - warmup
+    if warmup and timed > 0:
+        rate = timed / (stamps[-1] - stamps[warmup - 1])
+    else:
+        rate = len(stamps) / (stamps[-1] - t0)
     return {
         "runtime": runtime,
         "clients": clients,
         "rounds": len(stamps),
         "timed_rounds": timed,
         "first_s": stamps[warmup - 1] - t0 if warmup else 0.0,
-        "rounds_per_s": timed / (stamps[-1] - stamps[warmup - 1]) if warmup and timed > 0 else len(stamps) / (stamps[-1] - t0),
+        "rounds_per_s": rate,
         "round_s": [b - a for a, b in zip([t0, *stamps[:-1]], stamps)],
         "accuracy": accs[-1],
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
