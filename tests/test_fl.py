@@ -7,9 +7,10 @@ import dataclasses
 import pytest
 import torch
 from torch.testing import assert_close
+from torch.func import grad, vmap
 
 from mganai.fl.aggregate import apply_update, weighted_mean
-from mganai.fl.client import client_generator, make_plan, sgd_step, train_loop, train_vmap
+from mganai.fl.client import client_generator, make_plan, sgd_step, stacked_grads, train_loop, train_vmap, weighted_loss
 from mganai.fl.model import Params, SharedCNN, params_of, seeded
 from mganai.fl.observers import RoundObservation
 from mganai.fl.server import FedAvgSimulator, sample_clients
@@ -284,6 +285,39 @@ def test_loop_and_vmap_engines_agree_on_clients_of_different_sizes(model, init_p
         assert not torch.allclose(loop[name], start[name])  # training moved every client
 
 
+def test_stacked_gradients_are_each_clients_own_gradient(model, init_params, small_fed):
+    # The vmap engine's fast path (grouped convs, channels-last, ReLU after the pool) must give
+    # every client the gradient torch.func.vmap(grad(...)) gives it, padding weights included.
+    k, b = 3, 6
+    gen = torch.Generator().manual_seed(5)
+    params = {n: v.unsqueeze(0) + 0.05 * torch.randn((k, *v.shape), generator=gen) for n, v in init_params.items()}
+    x = torch.stack([c.x_train[:b] for c in small_fed.clients[:k]])
+    y = torch.stack([c.y_train[:b] for c in small_fed.clients[:k]])
+    w = torch.ones(k, b)
+    w[1, 4:] = 0.0  # a part-padded batch
+    w[2] = 0.0  # a batch of pure padding: zero gradient
+    fast = stacked_grads(model, params, x, y, w)
+    assert fast is not None  # SharedCNN is supported, so the engine does not fall back
+    reference = vmap(grad(lambda p, xx, yy, ww: weighted_loss(model, p, xx, yy, ww)))(params, x, y, w)
+    for name in params:
+        assert_close(fast[name], reference[name], rtol=1e-4, atol=1e-6)
+        assert fast[name][0].abs().sum() > 0 and fast[name][2].abs().sum() == 0
+
+
+def test_vmap_engine_does_not_depend_on_chunking_or_the_fast_path(model, init_params, small_fed):
+    clients = small_fed.clients
+    plan = make_plan([len(c.y_train) for c in clients], 8, 1, [torch.Generator().manual_seed(k) for k in range(4)])
+    start = {n: v.unsqueeze(0).repeat(len(clients), *[1] * v.dim()) for n, v in init_params.items()}
+    xs, ys = [c.x_train for c in clients], [c.y_train for c in clients]
+    whole = train_vmap(model, start, xs, ys, plan, lr=0.05, momentum=0.9)
+    chunked = train_vmap(model, start, xs, ys, plan, lr=0.05, momentum=0.9, chunk=3)
+    func = train_vmap(model, start, xs, ys, plan, lr=0.05, momentum=0.9, fused=False)
+    for name in whole:
+        assert_close(chunked[name], whole[name], rtol=1e-5, atol=1e-6)
+        assert_close(func[name], whole[name], rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(whole[name], start[name])
+
+
 def test_loop_and_vmap_simulations_end_at_the_same_shared_model(model, init_params, small_fed, fl_cfg):
     cfg = dataclasses.replace(fl_cfg, local_epochs=2, momentum=0.9)
     _, loop = _simulate(model, init_params, small_fed, dataclasses.replace(cfg, engine="loop"))
@@ -319,3 +353,14 @@ def test_client_generator_depends_on_seed_round_and_client():
     }
     assert len({tuple(v) for v in draws.values()}) == 4
     assert torch.randperm(50, generator=client_generator(0, 1, 0)).tolist() == draws[(0, 1, 0)]
+
+
+def test_stacked_fast_path_declines_models_it_does_not_know(init_params):
+    class Other(SharedCNN):
+        def forward(self, x):  # not SharedCNN's features -> classifier: the fast path must not assume it
+            return self.classifier(self.features(x)) * 2
+
+    x, y, w = torch.zeros(2, 3, 1, 16, 16), torch.zeros(2, 3, dtype=torch.long), torch.ones(2, 3)
+    params = {n: v.unsqueeze(0).repeat(2, *[1] * v.dim()) for n, v in init_params.items()}
+    assert stacked_grads(Other(1, 10, 16), params, x, y, w) is None
+    assert stacked_grads(SharedCNN(1, 10, 16), params, x, y, w) is not None

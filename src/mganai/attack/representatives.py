@@ -5,8 +5,10 @@ For every client k the attacker solves, on the model the client received,
     X_k = argmin_X  1 - cos(grad_M L(M; X, y_k), -u_k)  +  tv_weight * TV(X)
 
 with labels y_k read off the update itself (see `present_classes`). All clients are
-solved in one optimisation: per-client gradients come from `vmap(grad(...))` over
-the stacked client models, so N clients cost one batched computation, not N.
+solved in one optimisation: per-client gradients come from one batched computation
+over the stacked client models (`mganai.fl.client.stacked_grads`, the FL engine's
+grouped-conv fast path, or `vmap(grad(...))` for other models), so N clients cost
+one batched computation, not N.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from mganai.fl.client import stacked_grads
 from mganai.fl.model import Params
 
 
@@ -55,16 +58,25 @@ def total_variation(x: Tensor) -> Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
 
-def update_match_loss(model: nn.Module, sent: Params, updates: Params, images: Tensor, labels: Tensor) -> Tensor:
+def update_match_loss(
+    model: nn.Module, sent: Params, updates: Params, images: Tensor, labels: Tensor, fused: bool = True
+) -> Tensor:
     """Per-client 1 - cos(grad of the loss on `images`, -update): [K].
 
     `sent`/`updates` are stacked over K clients, `images` is [K, R, C, H, W] and
-    `labels` [K, R]. The K gradients come from one `vmap(grad(...))`, and the result
+    `labels` [K, R]. The K gradients come from one batched computation (`fused=False`:
+    always `vmap(grad(...))`, which benchmarks compare against), and the result
     is differentiable in `images` (double backpropagation).
     """
     names = sorted(updates)
     k = labels.shape[0]
     target = torch.cat([-updates[n].reshape(k, -1) for n in names], dim=1)
+
+    ones = images.new_ones(labels.shape)
+    stacked = stacked_grads(model, sent, images, labels, ones, create_graph=True) if fused else None
+    if stacked is not None:  # the FL engine's fast path: grouped convs, channels-last
+        grads = torch.cat([stacked[n].reshape(k, -1) for n in names], dim=1)
+        return 1 - F.cosine_similarity(grads, target, dim=1)
 
     def client_grad(params: Params, x: Tensor, y: Tensor) -> Tensor:
         g = grad(lambda p: F.cross_entropy(functional_call(model, p, (x,)), y))(params)
@@ -83,6 +95,7 @@ def invert_updates(
     lr: float,
     tv_weight: float,
     generator: torch.Generator,
+    fused: bool = True,
 ) -> Tensor:
     """Representatives for K clients at once: [K, R, C, H, W] in [-1, 1].
 
@@ -103,8 +116,54 @@ def invert_updates(
 
     for _ in range(steps):
         x = images()
-        loss = update_match_loss(model, sent, updates, x, labels).sum() + tv_weight * k * total_variation(x)
+        # k * TV over all clients' images = the sum of the clients' own TV terms (equal sizes)
+        loss = update_match_loss(model, sent, updates, x, labels, fused).sum() + tv_weight * k * total_variation(x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     return images().detach()
+
+
+def invert_updates_loop(
+    model: nn.Module,
+    sent: Params,
+    updates: Params,
+    labels: Tensor,
+    image_shape: tuple[int, int, int],
+    steps: int,
+    lr: float,
+    tv_weight: float,
+    generator: torch.Generator,
+) -> Tensor:
+    """`invert_updates` one client at a time: the reference it is tested and benchmarked against.
+
+    Same objective, same initial latent (drawn for all clients at once, then split)
+    and Adam per client; Adam is elementwise, so K separate optimisations equal the
+    batched one up to float rounding. Gradients by plain double backpropagation, no vmap.
+    """
+    k, r = labels.shape
+    c, h, w = image_shape
+    low = (max(4, h // 2), max(4, w // 2))
+    start = -1.0 + 0.3 * torch.randn((k * r, c, *low), generator=generator)
+    names = sorted(updates)
+    out = []
+    for i in range(k):
+        latent = start[i * r : (i + 1) * r].clone().requires_grad_(True)
+        opt = torch.optim.Adam([latent], lr=lr)
+        params = {n: sent[n][i].detach().requires_grad_(True) for n in names}
+        target = torch.cat([-updates[n][i].reshape(-1) for n in names])
+
+        def image() -> Tensor:
+            return F.interpolate(torch.tanh(latent), size=(h, w), mode="bilinear", align_corners=False)
+
+        for _ in range(steps):
+            x = image()
+            loss_fit = F.cross_entropy(functional_call(model, params, (x,)), labels[i])
+            g = torch.autograd.grad(loss_fit, [params[n] for n in names], create_graph=True)
+            flat = torch.cat([t.reshape(-1) for t in g])
+            loss = 1 - F.cosine_similarity(flat, target, dim=0) + tv_weight * total_variation(x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        out.append(image().detach())
+    return torch.stack(out)

@@ -63,9 +63,12 @@ def cached_dataset(cfg: RunConfig) -> FederatedDataset:
     return _DATA[key]
 
 
-def train_reply(cfg: RunConfig, client: int, content: RecordDict) -> RecordDict:
+DatasetFn = Callable[[RunConfig], FederatedDataset]
+
+
+def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: DatasetFn = cached_dataset) -> RecordDict:
     """One client's training round: the model it was sent -> its trained model, sample count, id."""
-    data = cached_dataset(cfg)
+    data = dataset(cfg)
     if not 0 <= client < data.num_clients:
         raise ValueError(
             f"partition-id {client} is outside 0..{data.num_clients - 1} (data.clients={data.num_clients})"
@@ -84,15 +87,19 @@ def train_reply(cfg: RunConfig, client: int, content: RecordDict) -> RecordDict:
     return RecordDict({"arrays": record_from_params({n: v[0] for n, v in ends.items()}), "metrics": metrics})
 
 
-def make_client_app(cfg: RunConfig | None = None) -> ClientApp:
-    """A ClientApp training on partition `node_config['partition-id']` of our dataset."""
+def make_client_app(cfg: RunConfig | None = None, dataset: DatasetFn = cached_dataset) -> ClientApp:
+    """A ClientApp training on partition `node_config['partition-id']` of our dataset.
+
+    `dataset` loads the federation from the config (per process, so it should cache;
+    bench/throughput.py passes a larger, resampled one).
+    """
     app = ClientApp()
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
         run_cfg = cfg or config_from_run_config(dict(context.run_config))
         client = int(context.node_config[CLIENT_KEY])
-        return Message(content=train_reply(run_cfg, client, msg.content), reply_to=msg)
+        return Message(content=train_reply(run_cfg, client, msg.content, dataset), reply_to=msg)
 
     return app
 
