@@ -239,8 +239,10 @@ def test_mode_seeking_term_punishes_a_generator_that_ignores_its_noise():
 
     gan = GanAttack(CLASS_GAN, SharedCNN(1, 10, 16), None, 10, 4, 0, (1, 16, 16), tiny_attack(diversity_weight=1.0), 0)
     z, c, k = gan._conditions(16)
-    varied = mode_seeking(*gan._draw(z, c, k), z, gan._twin_noise)
+    drawn, twins, z_twins = gan._draw(z, c, k)
+    varied = mode_seeking(drawn, twins, z, z_twins)
     with torch.no_grad():
         gan.G.project[0].weight[:, : gan.cfg.noise_dim] = 0  # the noise no longer reaches the image
-    collapsed = mode_seeking(*gan._draw(z, c, k), z, gan._twin_noise)
+    drawn, twins, z_twins = gan._draw(z, c, k)
+    collapsed = mode_seeking(drawn, twins, z, z_twins)
     assert torch.isfinite(varied) and varied < 10 and collapsed > 1000

@@ -65,7 +65,8 @@ class GanAttack:
         self.num_classes, self.num_clients, self.victim = num_classes, num_clients, victim
         ids = num_clients if recipe.identity else 0
         self.G = seeded(
-            lambda: ConditionalGenerator(cfg.noise_dim, num_classes, ids, image_shape, smooth=cfg.smooth_output), seed + 101
+            lambda: ConditionalGenerator(cfg.noise_dim, num_classes, ids, image_shape, smooth=cfg.smooth_output),
+            seed + 101,
         )
         self.G_shape = image_shape
         self.D = seeded(lambda: MultiTaskDiscriminator(shared, ids), seed + 202)
@@ -76,7 +77,6 @@ class GanAttack:
         self.rounds: deque[tuple[Params, Params, Tensor, Tensor]] = deque(maxlen=cfg.rep_pool_rounds)
         self.local_models: deque[Params] = deque(maxlen=cfg.rep_pool_rounds)
         self.steps_done = 0
-        self._twin_noise = torch.empty(0)  # the mode-seeking term's second noise of the current step
 
     def observe(self, obs: RoundObservation) -> None:
         if obs.round < self.cfg.start_round:
@@ -111,7 +111,7 @@ class GanAttack:
         n = self.cfg.gan_batch
         for _ in range(steps):
             z, c, k = self._conditions(n)
-            raw, twins = self._draw(z, c, k)
+            raw, twins, z_twins = self._draw(z, c, k)
             fake = self._jitter(raw)
             if self.recipe.realism:
                 self._d_step(fake.detach(), n)
@@ -123,7 +123,7 @@ class GanAttack:
                 if self.recipe.identity and id_logits is not None:
                     loss_g = loss_g + self.cfg.identity_weight * F.cross_entropy(id_logits, k)
             if self.cfg.diversity_weight > 0:
-                loss_g = loss_g + self.cfg.diversity_weight * mode_seeking(raw, twins, z, self._twin_noise)
+                loss_g = loss_g + self.cfg.diversity_weight * mode_seeking(raw, twins, z, z_twins)
             if self.recipe.update_match and self.rounds and self.cfg.match_weight > 0:
                 loss_g = loss_g + self.cfg.match_weight * self._match_loss()
             self.opt_g.zero_grad(set_to_none=True)
@@ -131,17 +131,18 @@ class GanAttack:
             self.opt_g.step()
             self.steps_done += 1
 
-    def _draw(self, z: Tensor, c: Tensor, k: Tensor | None) -> tuple[Tensor, Tensor | None]:
-        """The batch, plus (for the mode-seeking term) a quarter of its conditions again with other noise.
+    def _draw(self, z: Tensor, c: Tensor, k: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """The batch, plus (for the mode-seeking term) a quarter of its conditions again with other noise,
+        and that noise.
 
         Both come from one forward pass, so BatchNorm normalises them alike and only the noise differs.
         """
         if self.cfg.diversity_weight == 0:
-            return self.G(z, c, k), None
+            return self.G(z, c, k), None, None
         m = max(2, len(z) // 4)
-        self._twin_noise = torch.randn(m, self.cfg.noise_dim, generator=self.rng)
-        both = self.G(torch.cat([z, self._twin_noise]), torch.cat([c, c[:m]]), None if k is None else torch.cat([k, k[:m]]))
-        return both[: len(z)], both[len(z) :]
+        z_twins = torch.randn(m, self.cfg.noise_dim, generator=self.rng)
+        both = self.G(torch.cat([z, z_twins]), torch.cat([c, c[:m]]), None if k is None else torch.cat([k, k[:m]]))
+        return both[: len(z)], both[len(z) :], z_twins
 
     def _jitter(self, x: Tensor) -> Tensor:
         """Shift the batch by up to `cfg.jitter` pixels: only features that survive a shift count."""
@@ -158,7 +159,7 @@ class GanAttack:
             return loss
         local = self.local_models[int(torch.randint(len(self.local_models), (1,), generator=self.rng))]
         k = len(next(iter(local.values())))
-        if 0 < self.cfg.ensemble_size < k:  # a random few per step: the same objective in expectation, at a fraction of the cost
+        if 0 < self.cfg.ensemble_size < k:  # a random few per step: the same objective in expectation, cheaper
             pick = torch.randperm(k, generator=self.rng)[: self.cfg.ensemble_size]
             local = {n: v[pick] for n, v in local.items()}
         logits = vmap(lambda p: functional_call(self.shared, p, (x,)))(local)  # [K, B, C]
