@@ -85,6 +85,17 @@ def update_match_loss(
     return 1 - F.cosine_similarity(vmap(client_grad)(sent, images, labels), target, dim=1)
 
 
+def initial_latent(n: int, image_shape: tuple[int, int, int], generator: torch.Generator) -> Tensor:
+    """Where the inversion starts: n dark, slightly noisy half-resolution latents [n, C, H/2, W/2]."""
+    c, h, w = image_shape
+    return -1.0 + 0.3 * torch.randn((n, c, max(4, h // 2), max(4, w // 2)), generator=generator)
+
+
+def latent_images(latent: Tensor, h: int, w: int) -> Tensor:
+    """Latents to images in [-1, 1]: tanh, then bilinear upsampling to h x w (the smoothness prior)."""
+    return F.interpolate(torch.tanh(latent), size=(h, w), mode="bilinear", align_corners=False)
+
+
 def invert_updates(
     model: nn.Module,
     sent: Params,
@@ -106,13 +117,11 @@ def invert_updates(
     """
     k, r = labels.shape
     c, h, w = image_shape
-    low = (max(4, h // 2), max(4, w // 2))
-    latent = (-1.0 + 0.3 * torch.randn((k * r, c, *low), generator=generator)).requires_grad_(True)
+    latent = initial_latent(k * r, image_shape, generator).requires_grad_(True)
     opt = torch.optim.Adam([latent], lr=lr)
 
     def images() -> Tensor:
-        up = F.interpolate(torch.tanh(latent), size=(h, w), mode="bilinear", align_corners=False)
-        return up.view(k, r, c, h, w)
+        return latent_images(latent, h, w).view(k, r, c, h, w)
 
     for _ in range(steps):
         x = images()
@@ -142,9 +151,8 @@ def invert_updates_loop(
     batched one up to float rounding. Gradients by plain double backpropagation, no vmap.
     """
     k, r = labels.shape
-    c, h, w = image_shape
-    low = (max(4, h // 2), max(4, w // 2))
-    start = -1.0 + 0.3 * torch.randn((k * r, c, *low), generator=generator)
+    _, h, w = image_shape
+    start = initial_latent(k * r, image_shape, generator)
     names = sorted(updates)
     out = []
     for i in range(k):
@@ -154,7 +162,7 @@ def invert_updates_loop(
         target = torch.cat([-updates[n][i].reshape(-1) for n in names])
 
         def image() -> Tensor:
-            return F.interpolate(torch.tanh(latent), size=(h, w), mode="bilinear", align_corners=False)
+            return latent_images(latent, h, w)
 
         for _ in range(steps):
             x = image()
