@@ -6,8 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from mganai.attack.active import VictimIsolation
+from mganai.attack.augment import random_affine
 from mganai.attack.bank import RepresentativeBank
 from mganai.attack.gan import CLASS_GAN, MGANAI, NO_IDENTITY, GanAttack
+from mganai.attack.generator import ConditionalGenerator
 from mganai.attack.representatives import invert_updates, labels_for, present_classes, update_match_loss
 from mganai.config import AttackConfig, FLConfig
 from mganai.data.federated import ClientData, FederatedDataset
@@ -246,3 +248,35 @@ def test_mode_seeking_term_punishes_a_generator_that_ignores_its_noise():
     drawn, twins, z_twins = gan._draw(z, c, k)
     collapsed = mode_seeking(drawn, twins, z, z_twins)
     assert torch.isfinite(varied) and varied < 10 and collapsed > 1000
+
+
+def test_generator_upsamples_without_transposed_convolutions():
+    """Resize-convolution: transposed convolutions leave checkerboard patterns a classifier rewards."""
+    g = ConditionalGenerator(8, 3, 0, (1, 16, 16), smooth=True)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in g.modules())
+    assert any(isinstance(m, torch.nn.Upsample) for m in g.modules())
+    old = ConditionalGenerator(8, 3, 0, (1, 16, 16), smooth=True, resize_conv=False)
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in old.modules())
+    assert g(torch.randn(4, 8), torch.tensor([0, 1, 2, 0])).shape == (4, 1, 16, 16)
+
+
+def test_random_affine_moves_shapes_only_as_far_as_asked():
+    x = -torch.ones(64, 1, 16, 16)
+    x[:, :, 6:10, 6:10] = 1.0  # a bright square in the middle of a black image
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(random_affine(x, gen, 0, 0.0, 0.0), x)
+    y = random_affine(x, torch.Generator().manual_seed(0), 2, 10.0, 0.1)
+    assert torch.equal(y, random_affine(x, torch.Generator().manual_seed(0), 2, 10.0, 0.1))  # seeded
+    assert y.min() >= -1 - 1e-5 and y.max() <= 1 + 1e-5
+    assert not torch.allclose(y[0], y[1])  # drawn per image
+
+    def centre(im: torch.Tensor) -> torch.Tensor:
+        w = (im[:, 0] + 1).clamp_min(0)
+        grid = torch.arange(16.0)
+        return torch.stack([(w.sum(2) * grid).sum(1), (w.sum(1) * grid).sum(1)], 1) / w.sum((1, 2)).unsqueeze(1)
+
+    moved = (centre(y) - centre(x)).abs()
+    assert moved.max() <= 2 * 1.1 + 0.05 and moved.max() > 0.5  # shifted by up to 2 px (times the zoom)
+    z = x.clone().requires_grad_(True)
+    random_affine(z, gen, 1, 5.0, 0.0).sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0  # differentiable: the generator learns through it

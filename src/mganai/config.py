@@ -74,13 +74,15 @@ class AttackConfig:
     noise_dim: int = 32
     identity_weight: float = 1.0
     realism_weight: float = 0.1  # weight of the real/fake term (real = representatives: noisy, so light)
-    class_weight: float = 8.0  # weight of the category term (the shared model's classifier)
+    class_weight: float = 4.0  # weight of the category term (the shared model's classifier)
     match_weight: float = 1.0  # weight of the update-matching term of mGAN-AI's generator
     match_batch: int = 10  # generated samples per client in that term
     match_clients: int = 10  # clients in that term per step: the victim and random others (0: all); bounds its cost
     rep_pool_rounds: int = 10  # rounds of representatives the discriminator keeps
     diversity_weight: float = 0.0  # mode-seeking term: other noise, same condition, another image
-    jitter: int = 1  # random shift (pixels) of generated images before any judge sees them
+    jitter: int = 1  # random shift (pixels) of every image before any judge sees it
+    augment_rotate: float = 10.0  # and a random turn of up to this many degrees
+    augment_scale: float = 0.1  # and a random zoom by a factor in [1 - this, 1 + this]
     class_ensemble: bool = True  # class term also on the clients' local models of a kept round
     ensemble_size: int = 2  # local models asked per generator step, drawn at random (0: every client's)
     smooth_output: bool = True  # generator draws at half resolution, bilinearly upsampled
@@ -236,6 +238,8 @@ def validate(cfg: RunConfig) -> None:
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     for name in ("inversion_lr", "gan_lr"):
         _check(getattr(a, name) > 0, f"attack.{name} must be > 0, got {getattr(a, name)}")
+    _check(0 <= a.augment_rotate <= 90, f"attack.augment_rotate must be in [0, 90] degrees, got {a.augment_rotate}")
+    _check(0 <= a.augment_scale < 1, f"attack.augment_scale must be in [0, 1), got {a.augment_scale}")
     for name in ("diversity_weight", "tv_weight", "identity_weight", "match_weight", "realism_weight", "class_weight"):
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     _check(e.samples_per_class >= 1, f"eval.samples_per_class must be at least 1, got {e.samples_per_class}")

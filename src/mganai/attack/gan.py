@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call, vmap
 
+from mganai.attack.augment import random_affine
 from mganai.attack.bank import RepresentativeBank
 from mganai.attack.discriminator import MultiTaskDiscriminator
 from mganai.attack.generator import ConditionalGenerator
@@ -112,7 +113,7 @@ class GanAttack:
         for _ in range(steps):
             z, c, k = self._conditions(n)
             raw, twins, z_twins = self._draw(z, c, k)
-            fake = self._jitter(raw)
+            fake = self._augment(raw)
             if self.recipe.realism:
                 self._d_step(fake.detach(), n)
             loss_g = self.cfg.class_weight * self._class_loss(fake, c)
@@ -144,13 +145,10 @@ class GanAttack:
         both = self.G(torch.cat([z, z_twins]), torch.cat([c, c[:m]]), None if k is None else torch.cat([k, k[:m]]))
         return both[: len(z)], both[len(z) :], z_twins
 
-    def _jitter(self, x: Tensor) -> Tensor:
-        """Shift the batch by up to `cfg.jitter` pixels: only features that survive a shift count."""
-        j = self.cfg.jitter
-        if j == 0:
-            return x
-        dx, dy = torch.randint(-j, j + 1, (2,), generator=self.rng).tolist()
-        return torch.roll(x, (dx, dy), dims=(2, 3))
+    def _augment(self, x: Tensor) -> Tensor:
+        """A random small shift, turn and zoom per image: only features that survive it count."""
+        a = self.cfg
+        return random_affine(x, self.rng, a.jitter, a.augment_rotate, a.augment_scale)
 
     def _class_loss(self, x: Tensor, c: Tensor) -> Tensor:
         """Class c for the shared model and, averaged, for every client's local model of a kept round."""
@@ -186,7 +184,7 @@ class GanAttack:
         assert self.bank is not None
         x, _, owner = self.bank.pool()
         pick = torch.randint(len(x), (n,), generator=self.rng)
-        real_logit, id_logits = self.D(x[pick])
+        real_logit, id_logits = self.D(self._augment(x[pick]))
         fake_logit, _ = self.D(fake)
         loss = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
         loss = loss + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
