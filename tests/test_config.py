@@ -97,6 +97,8 @@ def test_wrong_type_is_an_error_naming_the_key(file_values, key):
         ({"fl.momentum": 1.0}, "fl.momentum"),
         ({"fl.client_fraction": 0.0}, "fl.client_fraction"),
         ({"fl.engine": "jit"}, "fl.engine"),
+        ({"attack.augment_rotate": -5.0}, "attack.augment_rotate"),
+        ({"attack.augment_scale": 1.0}, "attack.augment_scale"),
         ({"data.partition": "shards"}, "data.partition"),
         ({"data.holdout": 0.0}, "data.holdout"),
         ({"data.resolution": 20}, "data.resolution"),
