@@ -1,6 +1,6 @@
 """Benchmark: how long the victim's updates are with and without the active attack's isolation.
 
-    OMP_NUM_THREADS=1 .venv/bin/python bench/isolation_norms.py [victim]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/isolation_norms.py [victim] [isolation_rebase_every]
 
 Runs the default FedAvg on the embedded digits twice, once passive and once with
 `VictimIsolation` (the victim gets a model built from its own updates only from
@@ -41,13 +41,14 @@ def main() -> None:
     torch.set_num_threads(1)
     cfg = RunConfig()
     victim = int(sys.argv[1]) if len(sys.argv) > 1 else cfg.attack.victim
+    rebase = int(sys.argv[2]) if len(sys.argv) > 2 else cfg.attack.isolation_rebase_every
     data = load_dataset(cfg.data, cfg.seed)
     shape = data.image_shape
     runs = {}
     for name in ("passive", "isolated"):
         model = SharedCNN(shape[0], data.num_classes, shape[1])
         init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
-        iso = VictimIsolation(victim, cfg.attack.start_round) if name == "isolated" else None
+        iso = VictimIsolation(victim, cfg.attack.start_round, rebase) if name == "isolated" else None
         norms = VictimNorms(victim)
         observers = [iso, norms] if iso else [norms]
         FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers=observers, dispatcher=iso).run()

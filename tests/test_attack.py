@@ -148,6 +148,22 @@ def test_active_isolation_sends_the_victim_its_own_model(small_fed, model, init_
     assert iso.sent_rounds == [1, 2]
 
 
+def test_active_isolation_rebases_the_victims_model_on_the_shared_one_every_k_rounds(small_fed, model, init_params):
+    cfg = FLConfig(rounds=5, local_epochs=1, batch_size=8, lr=0.05, engine="loop")
+    iso = VictimIsolation(victim=2, start_round=1, rebase_every=2)
+    rec = Recorder()
+    FedAvgSimulator(model, init_params, small_fed, cfg, seed=0, observers=[iso, rec], dispatcher=iso).run()
+    r = rec.seen
+    for name in r[0].global_params:
+        for t in (1, 3):  # rebased: the shared model of that round, which holds none of the victim's updates since
+            assert torch.equal(r[t].sent_to(2)[name], r[t].global_params[name]), (t, name)
+        for t in (2, 4):  # in between: the last model it was sent plus its own update only
+            expected = r[t - 1].sent_to(2)[name] + r[t - 1].update_of(2)[name]
+            assert torch.equal(r[t].sent_to(2)[name], expected), (t, name)
+            assert not torch.equal(r[t].sent_to(2)[name], r[t].global_params[name])
+    assert all(2 not in r[t].aggregated for t in range(1, 5))
+
+
 def test_smooth_generator_draws_at_half_resolution_for_every_supported_side():
     from mganai.attack.generator import ConditionalGenerator
 

@@ -168,7 +168,7 @@ def setup_trace(
     if active or NEEDS_BANK & set(methods):
         bank = RepresentativeBank(model, shape, data.num_clients, a, cfg.seed)
         observers.append(bank)
-    isolation = VictimIsolation(a.victim, a.start_round) if active else None
+    isolation = VictimIsolation(a.victim, a.start_round, a.isolation_rebase_every) if active else None
     if isolation:
         observers.insert(0, isolation)
         gan = GanAttack(MGANAI, model, bank, data.num_classes, data.num_clients, a.victim, shape, a, cfg.seed)

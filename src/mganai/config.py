@@ -85,6 +85,7 @@ class AttackConfig:
     augment_scale: float = 0.1  # and a random zoom by a factor in [1 - this, 1 + this]
     class_ensemble: bool = True  # class term also on the clients' local models of a kept round
     ensemble_size: int = 2  # local models asked per generator step, drawn at random (0: every client's)
+    isolation_rebase_every: int = 5  # active: the victim's private model restarts from the shared one every K rounds
     smooth_output: bool = True  # generator draws at half resolution, bilinearly upsampled
 
 
@@ -232,6 +233,7 @@ def validate(cfg: RunConfig) -> None:
     for name in ("reps_per_client", "inversion_steps", "gan_batch", "noise_dim", "rep_pool_rounds", "match_batch"):
         _check(getattr(a, name) >= 1, f"attack.{name} must be at least 1, got {getattr(a, name)}")
     _check(a.match_clients >= 0, f"attack.match_clients must be >= 0 (0: all clients), got {a.match_clients}")
+    _check(a.isolation_rebase_every >= 0, f"attack.isolation_rebase_every must be >= 0, got {a.isolation_rebase_every}")
     _check(a.invert_every >= 1, f"attack.invert_every must be at least 1, got {a.invert_every}")
     _check(a.ensemble_size >= 0, f"attack.ensemble_size must be >= 0 (0: every client's local model), got {a.ensemble_size}")
     for name in ("gan_steps_per_round", "gan_final_steps", "start_round", "jitter"):
