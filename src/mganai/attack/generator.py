@@ -11,7 +11,7 @@ class ConditionalGenerator(nn.Module):
     """DCGAN-style: a linear projection to a small feature map, then blocks that double the size
     (BatchNorm+ReLU between them) and a tanh output.
 
-    A block is nearest-neighbour upsampling and a 3x3 convolution (`resize_conv`, Odena et al.,
+    A block is nearest-neighbour upsampling and a 3x3 convolution (resize-convolution, Odena et al.,
     Distill 2016): a transposed convolution's uneven overlap draws a checkerboard, and the
     attack's judges (the server's own networks) reward it, so it grew into the samples.
 
@@ -21,7 +21,7 @@ class ConditionalGenerator(nn.Module):
 
     def __init__(
         self, noise_dim: int, num_classes: int, num_clients: int, image_shape: tuple[int, int, int],
-        width: int = 64, smooth: bool = False, resize_conv: bool = True,
+        width: int = 64, smooth: bool = False,
     ):
         super().__init__()
         channels, self.size, _ = image_shape
@@ -42,10 +42,7 @@ class ConditionalGenerator(nn.Module):
         for i in range(ups):
             last = i == ups - 1
             c_out = channels if last else c // 2
-            if resize_conv:  # upsample, then convolve: no checkerboard (Odena et al., Distill 2016)
-                blocks += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c_out, 3, padding=1)]
-            else:
-                blocks.append(nn.ConvTranspose2d(c, c_out, 4, stride=2, padding=1))
+            blocks += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c_out, 3, padding=1)]
             blocks += [nn.Tanh()] if last else [nn.BatchNorm2d(c_out), nn.ReLU()]
             c = c_out
         self.body = nn.Sequential(*blocks)
