@@ -155,7 +155,7 @@ def test_active_isolation_rebases_the_victims_model_on_the_shared_one_every_k_ro
     FedAvgSimulator(model, init_params, small_fed, cfg, seed=0, observers=[iso, rec], dispatcher=iso).run()
     r = rec.seen
     for name in r[0].global_params:
-        for t in (1, 3):  # rebased: the shared model of that round, which holds none of the victim's updates since
+        for t in (1, 3):  # rebased: that round's shared model (no victim update in it since round 1)
             assert torch.equal(r[t].sent_to(2)[name], r[t].global_params[name]), (t, name)
         for t in (2, 4):  # in between: the last model it was sent plus its own update only
             expected = r[t - 1].sent_to(2)[name] + r[t - 1].update_of(2)[name]
@@ -165,8 +165,6 @@ def test_active_isolation_rebases_the_victims_model_on_the_shared_one_every_k_ro
 
 
 def test_smooth_generator_draws_at_half_resolution_for_every_supported_side():
-    from mganai.attack.generator import ConditionalGenerator
-
     for side in (16, 28, 32, 64):
         g = ConditionalGenerator(8, 10, 3, (1, side, side), width=8, smooth=True)
         out = g(torch.randn(4, 8), torch.arange(4), torch.tensor([0, 1, 2, 0]))
