@@ -55,3 +55,22 @@ def test_every_method_has_a_grid(tiny_run):
 def test_same_seed_same_numbers(tiny_run):
     a, b = (json.loads((d / "metrics.json").read_text()) for d in tiny_run)
     assert a["methods"] == b["methods"] and a["oracle"] == b["oracle"] and a["fl"] == b["fl"]
+
+
+def test_nearest_ssim_is_the_best_pair_per_sample(monkeypatch):
+    from pytorch_msssim import ssim
+
+    from mganai.eval import metrics
+
+    gen = torch.Generator().manual_seed(3)
+    reference = torch.rand(7, 1, 16, 16, generator=gen) * 2 - 1
+    samples = torch.cat([reference[4:5], torch.rand(4, 1, 16, 16, generator=gen) * 2 - 1])
+    want = torch.stack([
+        ssim((s + 1).expand_as(reference), reference + 1, data_range=2.0, size_average=False, win_size=7).max()
+        for s in samples
+    ])
+    got = metrics.nearest_ssim(samples, reference)
+    assert torch.allclose(got, want, atol=1e-6)
+    assert got[0] == pytest.approx(1.0, abs=1e-5)  # an exact copy of a reference image
+    monkeypatch.setattr(metrics, "_PAIRS_PER_CALL", 10)  # several batched calls: the same answer
+    assert torch.allclose(metrics.nearest_ssim(samples, reference), want, atol=1e-6)

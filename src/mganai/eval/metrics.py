@@ -21,6 +21,9 @@ def oracle_rates(oracle: Oracle, samples: Tensor, classes: Tensor, victim: int) 
     }
 
 
+_PAIRS_PER_CALL = 4096  # bounds the memory of one batched SSIM call
+
+
 def _ssim_window(size: int) -> int:
     return 11 if size >= 32 else 7 if size >= 16 else 3
 
@@ -31,12 +34,16 @@ def nearest_ssim(samples: Tensor, reference: Tensor) -> Tensor:
     if len(reference) == 0:
         return torch.full((len(samples),), float("nan"))
     win = _ssim_window(samples.shape[-1])
-    best = torch.full((len(samples),), -1.0)
-    for i, s in enumerate(samples):
-        pair = s.unsqueeze(0).expand_as(reference)
+    m = len(reference)
+    step = max(1, _PAIRS_PER_CALL // m)  # samples per batched call: every (sample, reference) pair at once
+    best = []
+    for part in samples.split(step):
+        pairs = part.repeat_interleave(m, dim=0)
+        refs = reference.repeat(len(part), 1, 1, 1)
         # data_range 2: images live in [-1, 1]; shift to [0, 2] as SSIM expects non-negative data.
-        best[i] = ssim(pair + 1, reference + 1, data_range=2.0, size_average=False, win_size=win).max()
-    return best
+        scores = ssim(pairs + 1, refs + 1, data_range=2.0, size_average=False, win_size=win)
+        best.append(scores.view(len(part), m).amax(dim=1))
+    return torch.cat(best) if best else torch.zeros(0)
 
 
 def nn_ssim(data: FederatedDataset, samples: Tensor, classes: Tensor, victim: int) -> dict[str, float]:
