@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from mganai.attack.active import VictimIsolation
 from mganai.attack.augment import random_affine
 from mganai.attack.bank import RepresentativeBank
+from mganai.attack.concurrent import ConcurrentGans
 from mganai.attack.gan import CLASS_GAN, MGANAI, NO_IDENTITY, GanAttack
 from mganai.attack.generator import ConditionalGenerator
 from mganai.attack.representatives import invert_updates, labels_for, present_classes, update_match_loss
@@ -292,3 +294,40 @@ def test_random_affine_moves_shapes_only_as_far_as_asked():
     z = x.clone().requires_grad_(True)
     random_affine(z, gen, 1, 5.0, 0.0).sum().backward()
     assert z.grad is not None and z.grad.abs().sum() > 0  # differentiable: the generator learns through it
+
+
+def _trained_gans(small_fed, model, init_params, fl_cfg, workers: int) -> list[GanAttack]:
+    cfg = tiny_attack()
+    bank = RepresentativeBank(model, (1, 16, 16), 4, cfg, seed=0)
+    gans = [GanAttack(r, model, bank, 10, 4, 0, (1, 16, 16), cfg, seed=0) for r in (MGANAI, NO_IDENTITY, CLASS_GAN)]
+    group = ConcurrentGans(gans, workers)
+    FedAvgSimulator(model, init_params, small_fed, fl_cfg, seed=0, observers=[bank, group]).run()
+    group.finish(init_params)
+    return gans
+
+
+def test_gans_trained_side_by_side_equal_gans_trained_one_after_another(small_fed, model, init_params, fl_cfg):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each worker thread uses
+    try:
+        one_by_one = _trained_gans(small_fed, model, init_params, fl_cfg, workers=1)
+    finally:
+        torch.set_num_threads(threads)
+    side_by_side = _trained_gans(small_fed, model, init_params, fl_cfg, workers=3)
+    for a, b in zip(one_by_one, side_by_side):
+        assert a.steps_done == b.steps_done > 0
+        for (name, p), q in zip(a.G.named_parameters(), b.G.parameters()):
+            assert torch.equal(p, q), name
+    assert torch.get_num_threads() == threads  # the workers' single thread did not leak into the caller
+
+
+def test_a_failing_gan_fails_the_group(small_fed, model, init_params, fl_cfg, monkeypatch):
+    cfg = tiny_attack()
+    gans = [GanAttack(CLASS_GAN, model, None, 10, 4, 0, (1, 16, 16), cfg, seed=s) for s in (0, 1)]
+
+    def broken(shared_params, steps):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(gans[1], "train", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        ConcurrentGans(gans, workers=2).finish(init_params)

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from mganai.attack.active import VictimIsolation
 from mganai.attack.bank import RepresentativeBank
+from mganai.attack.concurrent import ConcurrentGans
 from mganai.attack.gan import CLASS_GAN, MGANAI, NO_IDENTITY, GanAttack
 from mganai.attack.replay import RepresentativeReplay
 from mganai import checkpoint
@@ -141,7 +142,7 @@ class TraceSetup:
     init: Params
     observers: list[Any]
     samplers: dict[str, Sampler]
-    gans: list[GanAttack]
+    gans: ConcurrentGans
     bank: RepresentativeBank | None
     isolation: VictimIsolation | None
     probe: CurveProbe | None
@@ -181,11 +182,12 @@ def setup_trace(
             samplers[name] = gan
     if "representatives" in methods and not active and bank is not None:
         samplers["representatives"] = RepresentativeReplay(bank, a.victim, shape)
-    observers += gans
+    group = ConcurrentGans(gans)
+    observers.append(group)
     if probe is not None:  # last: it sees each round after every attack has learnt from it
         probe.attach(samplers)
         observers.append(probe)
-    return TraceSetup(model, init, observers, samplers, gans, bank, isolation, probe)
+    return TraceSetup(model, init, observers, samplers, group, bank, isolation, probe)
 
 
 def run_trace(
@@ -209,8 +211,7 @@ def run_trace(
             fl = run_fl(setup.model, setup.init, data, cfg, setup.observers, setup.isolation, tick)
     finally:
         close()
-    for gan in setup.gans:
-        gan.finish(fl.final_params)
+    setup.gans.finish(fl.final_params)
     if probe is not None and probe.every > 0:
         probe.score(cfg.fl.rounds, "final")
     victim = data.clients[cfg.attack.victim]

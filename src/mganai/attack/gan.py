@@ -13,6 +13,7 @@ discriminator and generator take `gan_steps_per_round` alternating steps.
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from dataclasses import dataclass
 
@@ -63,6 +64,9 @@ class GanAttack:
         if recipe.realism and bank is None:
             raise ValueError("a recipe with realism needs a representative bank")
         self.recipe, self.bank, self.cfg = recipe, bank, cfg
+        # Its own copy of the architecture: functional_call swaps a module's weights in place, and
+        # GANs may train side by side in threads (attack/concurrent.py).
+        shared = copy.deepcopy(shared)
         self.num_classes, self.num_clients, self.victim = num_classes, num_clients, victim
         ids = num_clients if recipe.identity else 0
         self.G = seeded(
