@@ -3,7 +3,7 @@
 Prints wall time, peak RSS and the headline metrics. Not a test: the 3-minute
 target of the attack issue is measured here, on whatever machine runs it.
 
-    .venv/bin/python bench/default_run.py [extra mganai run flags...]
+    .venv/bin/python bench/default_run.py [extra mganai run flags, e.g. --out DIR to keep the run]
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ from pathlib import Path
 
 
 def main() -> None:
+    extra = sys.argv[1:]
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "run"
-        cmd = [sys.executable, "-m", "mganai", "run", "--quiet", "--out", str(out), *sys.argv[1:]]
+        # Keep the run where the caller asked (--out DIR), else in a temporary folder.
+        asked = [a for i, a in enumerate(extra) if i and extra[i - 1] == "--out"]
+        out = Path(asked[-1]) if asked else Path(tmp) / "run"
+        cmd = [sys.executable, "-m", "mganai", "run", "--quiet", *(["--out", str(out)] if not asked else []), *extra]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
         wall = time.perf_counter() - t0
