@@ -81,9 +81,7 @@ class AttackConfig:
     rep_pool_rounds: int = 10  # rounds of representatives the discriminator keeps
     diversity_weight: float = 0.0  # mode-seeking term: other noise, same condition, another image
     jitter: int = 1  # random shift (pixels) of every image before any judge sees it
-    # Before the category judges only (a turn or a zoom can be part of a client's style, so the identity and
-    # real/fake heads see the shift alone): a random turn of up to this many degrees
-    augment_rotate: float = 10.0
+    augment_rotate: float = 10.0  # and a random turn of up to this many degrees
     augment_scale: float = 0.1  # and a random zoom by a factor in [1 - this, 1 + this]
     class_ensemble: bool = True  # class term also on the clients' local models of a kept round
     ensemble_size: int = 2  # local models asked per generator step, drawn at random (0: every client's)

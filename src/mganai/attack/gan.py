@@ -117,13 +117,12 @@ class GanAttack:
         for _ in range(steps):
             z, c, k = self._conditions(n)
             raw, twins, z_twins = self._draw(z, c, k)
-            warped = self._warp(raw)  # for the category judges
+            fake = self._augment(raw)
             if self.recipe.realism:
-                shifted = self._shift(raw)  # for the real/fake and identity heads
-                self._d_step(shifted.detach(), n)
-            loss_g = self.cfg.class_weight * self._class_loss(warped, c)
+                self._d_step(fake.detach(), n)
+            loss_g = self.cfg.class_weight * self._class_loss(fake, c)
             if self.recipe.realism:
-                real_logit, id_logits = self.D(shifted)
+                real_logit, id_logits = self.D(fake)
                 realism = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
                 loss_g = loss_g + self.cfg.realism_weight * realism
                 if self.recipe.identity and id_logits is not None:
@@ -150,15 +149,10 @@ class GanAttack:
         both = self.G(torch.cat([z, z_twins]), torch.cat([c, c[:m]]), None if k is None else torch.cat([k, k[:m]]))
         return both[: len(z)], both[len(z) :], z_twins
 
-    def _warp(self, x: Tensor) -> Tensor:
-        """A random small shift, turn and zoom per image: only features that survive it count for the class."""
+    def _augment(self, x: Tensor) -> Tensor:
+        """A random small shift, turn and zoom per image: only features that survive it count."""
         a = self.cfg
         return random_affine(x, self.rng, a.jitter, a.augment_rotate, a.augment_scale)
-
-    def _shift(self, x: Tensor) -> Tensor:
-        """A random small shift per image, nothing else: a turn or a zoom can be part of a client's style
-        (a writer's slant and size), which the identity head must be able to see."""
-        return random_affine(x, self.rng, self.cfg.jitter, 0.0, 0.0)
 
     def _class_loss(self, x: Tensor, c: Tensor) -> Tensor:
         """Class c for the shared model and, averaged, for every client's local model of a kept round."""
@@ -194,7 +188,7 @@ class GanAttack:
         assert self.bank is not None
         x, _, owner = self.bank.pool()
         pick = torch.randint(len(x), (n,), generator=self.rng)
-        real_logit, id_logits = self.D(self._shift(x[pick]))
+        real_logit, id_logits = self.D(self._augment(x[pick]))
         fake_logit, _ = self.D(fake)
         loss = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
         loss = loss + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
