@@ -6,12 +6,13 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch.testing import assert_close
 from torch.func import grad, vmap
 
 from mganai.fl.aggregate import apply_update, weighted_mean
 from mganai.fl.client import client_generator, make_plan, sgd_step, stacked_grads, train_loop, train_vmap, weighted_loss
-from mganai.fl.model import Params, SharedCNN, params_of, seeded
+from mganai.fl.model import FinalPool, Params, SharedCNN, params_of, seeded
 from mganai.fl.observers import RoundObservation
 from mganai.fl.server import FedAvgSimulator, sample_clients
 
@@ -364,3 +365,12 @@ def test_stacked_fast_path_declines_models_it_does_not_know(init_params):
     params = {n: v.unsqueeze(0).repeat(2, *[1] * v.dim()) for n, v in init_params.items()}
     assert stacked_grads(Other(1, 10, 16), params, x, y, w) is None
     assert stacked_grads(SharedCNN(1, 10, 16), params, x, y, w) is not None
+
+
+def test_final_pool_passes_through_at_its_size_and_pools_otherwise():
+    pool = FinalPool(4)
+    x = torch.randn(2, 3, 4, 4)
+    assert pool(x) is x  # averaging one element is the identity: nothing computed
+    big = torch.randn(2, 3, 8, 8)
+    assert torch.equal(pool(big), F.adaptive_avg_pool2d(big, 4))
+    assert SharedCNN(1, 10, 16)(torch.randn(2, 1, 16, 16)).shape == (2, 10)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
+from torch.nn.modules.utils import _pair
 
 from mganai.fl.model import Params, SharedCNN
 
@@ -148,10 +149,6 @@ def stacked_logits(model: nn.Module, params: Params, x: Tensor) -> Tensor | None
         else:
             return None
     return h if flat else None
-
-
-def _pair(size: int | tuple[int | None, ...]) -> tuple[int | None, ...]:
-    return (size, size) if isinstance(size, int) else tuple(size)
 
 
 def stacked_grads(
