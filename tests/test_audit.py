@@ -7,10 +7,12 @@ import json
 import pytest
 import torch
 from PIL import Image
+from pytorch_msssim import ssim
 
 from mganai.cli import main
 from tinyrun import TINY_AUDIT
 from mganai.config import ALL_METHODS
+from mganai.eval import metrics
 
 TINY = TINY_AUDIT.replace("rounds = 4", "rounds = 3")
 
@@ -58,10 +60,6 @@ def test_same_seed_same_numbers(tiny_run):
 
 
 def test_nearest_ssim_is_the_best_pair_per_sample(monkeypatch):
-    from pytorch_msssim import ssim
-
-    from mganai.eval import metrics
-
     gen = torch.Generator().manual_seed(3)
     reference = torch.rand(7, 1, 16, 16, generator=gen) * 2 - 1
     samples = torch.cat([reference[4:5], torch.rand(4, 1, 16, 16, generator=gen) * 2 - 1])
