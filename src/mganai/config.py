@@ -77,7 +77,7 @@ class AttackConfig:
     class_weight: float = 4.0  # weight of the category term (the shared model's classifier)
     match_weight: float = 1.0  # weight of the update-matching term of mGAN-AI's generator
     match_batch: int = 10  # generated samples per client in that term
-    match_clients: int = 10  # clients in that term per step: the victim and random others (0: all); bounds its cost
+    match_clients: int = 5  # clients in that term per step: the victim and random others (0: all); bounds its cost
     rep_pool_rounds: int = 10  # rounds of representatives the discriminator keeps
     diversity_weight: float = 0.0  # mode-seeking term: other noise, same condition, another image
     jitter: int = 1  # random shift (pixels) of every image before any judge sees it
