@@ -167,15 +167,21 @@ class FedAvgSimulator:
         result = result or FLResult(final_params=self.params)
         result.rejected, result.dropped = self.rejected, self.dropped
         for t in range(len(result.test_accuracy), self.cfg.rounds):
-            ids, acc = self.run_round(t)
-            result.participants.append(ids)
-            result.test_accuracy.append(acc)
+            acc = self.next_round(result)
             if on_round:
                 on_round(t, acc)
             if after_round:
                 after_round(t, result)
         result.final_params = clone_params(self.params)
         return result
+
+    def next_round(self, result: FLResult) -> float:
+        """Run the round after the last one in `result`, record it there and return the test accuracy."""
+        result.rejected, result.dropped = self.rejected, self.dropped
+        ids, acc = self.run_round(len(result.test_accuracy))
+        result.participants.append(ids)
+        result.test_accuracy.append(acc)
+        return acc
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that decides the next rounds: shared model, sampling and dropout streams, faults so far."""

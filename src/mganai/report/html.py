@@ -24,6 +24,7 @@ PHASES = {
     "oracle_s": "train the oracle",
     "fl_and_passive_attacks_s": "FL + passive attacks",
     "fl_and_active_attack_s": "FL + active attack",
+    "fl_and_attacks_side_by_side_s": "FL + all attacks (both traces at once)",
     "curves_s": "curves (inside the FL phases)",
     "evaluation_s": "score methods, draw grids",
     "total_s": "total",
