@@ -76,9 +76,9 @@ def main() -> None:
     data = load_dataset(cfg.data, cfg.seed)
     shape, n, c = data.image_shape, data.num_clients, data.num_classes
     model = SharedCNN(shape[0], c, shape[1])
-    cache = Path(args.cache_dir) / f"trace_seed{args.seed}_clients{args.clients}.pt"
+    dcfg = build_config({}, base)
+    cache = Path(args.cache_dir) / f"trace_seed{args.seed}_clients{args.clients}_every{dcfg.attack.invert_every}.pt"
     if not cache.exists():  # FL and the bank run with the default settings: the trace is what varies least
-        dcfg = build_config({}, base)
         rec = Recorder(model, shape, n, dcfg.attack, dcfg.seed)
         init = params_of(seeded(lambda: SharedCNN(shape[0], c, shape[1]), dcfg.seed))
         fl = FedAvgSimulator(model, init, data, dcfg.fl, dcfg.seed, observers=[rec]).run()

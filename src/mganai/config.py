@@ -64,7 +64,7 @@ class AttackConfig:
     start_round: int = 5  # first round whose updates feed the attack
     reps_per_client: int = 20  # update-inversion images per client per round
     inversion_steps: int = 40
-    invert_every: int = 2  # invert the updates of every K-th round from start_round on (the bank keeps rep_pool_rounds)
+    invert_every: int = 3  # invert the updates of every K-th round from start_round on (the bank keeps rep_pool_rounds)
     inversion_lr: float = 0.1
     tv_weight: float = 1e-2
     gan_steps_per_round: int = 25
