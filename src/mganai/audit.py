@@ -1,17 +1,19 @@
 """One audit, end to end: data -> FL (with the attack observing) -> oracle evaluation -> outputs.
 
 Every passive method watches the *same* FL trace; the active method needs FL to
-behave differently, so it gets a second trace with the same seed. Everything is
-seeded from `cfg.seed`, so the same config gives the same numbers.
+behave differently, so it gets a second trace with the same seed. With two or more
+threads the two traces run side by side, one thread each (`run_side_by_side`).
+Everything is seeded from `cfg.seed`, so the same config gives the same numbers.
 
 The FL engine is a parameter (`FLRunner`): our own simulator by default, Flower's
 when the audit runs inside a Flower ServerApp (`mganai.flower.app`). Attack set-up,
 evaluation and outputs are the same code either way.
 
 With our simulator, a run can be checkpointed between rounds (`RunControl`): the
-oracle, the finished passive trace and the current trace's simulator and observers
-go to OUT/checkpoint.pt (`mganai.checkpoint`), and a resumed run continues from
-there to the same numbers, bit for bit, as a run that was never interrupted.
+oracle, the finished passive trace and the current trace's (or both traces')
+simulator and observers go to OUT/checkpoint.pt (`mganai.checkpoint`), and a resumed
+run continues from there to the same numbers, bit for bit, as a run that was never
+interrupted.
 """
 
 from __future__ import annotations
