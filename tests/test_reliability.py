@@ -440,6 +440,22 @@ def test_resume_with_other_settings_is_refused(runs, interrupted):
     assert (interrupted / "checkpoint.pt").read_bytes() == before
 
 
+def test_resume_on_another_device_is_refused(interrupted):
+    path = interrupted / "checkpoint.pt"
+    # naming the device is no change of settings (it says where, not what)...
+    cfg, _ = cli._resumed_config(cli._parser().parse_args(["run", "--resume", str(interrupted), "--device", "cpu"]))
+    assert cfg.device == "cpu"
+    # ...but the tensors of a checkpoint stay on the device they were saved from
+    payload = checkpoint.load(path)
+    assert payload["device"] == "cpu"
+    payload["device"] = "cuda:0"  # as if the run had started on a GPU: its tensors would live there
+    checkpoint.save(path, {k: v for k, v in payload.items() if k not in ("format", "version")})
+    before = path.read_bytes()
+    line = _one_error_line(*run_cli(["run", "--resume", str(interrupted), "--quiet"])[::2])
+    assert "the run started on cuda:0 and would continue on cpu; resume it with --device cuda:0" in line
+    assert path.read_bytes() == before and sorted(p.name for p in interrupted.iterdir()) == ["checkpoint.pt"]
+
+
 def test_resume_needs_a_checkpoint(tmp_path, runs):
     root, _ = runs
     assert "has finished" in _one_error_line(*run_cli(["run", "--resume", str(root / "whole")])[::2])

@@ -37,6 +37,7 @@ from mganai.attack.replay import RepresentativeReplay
 from mganai import checkpoint
 from mganai.config import RunConfig
 from mganai.data import FederatedDataset, check_victim, load_dataset
+from mganai.device import resolve_device, set_determinism
 from mganai.eval.curves import CurveProbe, curves_csv
 from mganai.eval.metrics import nn_ssim, oracle_rates, real_data_reference, sample_diversity
 from mganai.eval.oracle import Oracle, OracleNet, train_oracle
@@ -88,12 +89,6 @@ class RunInterrupted(Exception):
     def __init__(self, signum: int, path: Path, where: str):
         super().__init__(f"stopped after {where}; checkpoint {path}")
         self.signum, self.path, self.where = signum, path, where
-
-
-def set_determinism() -> None:
-    """Same seed, same numbers: deterministic kernels and no denormal slow paths."""
-    torch.use_deterministic_algorithms(True)
-    torch.set_flush_denormal(True)
 
 
 def peak_rss_mb() -> float:
@@ -161,11 +156,13 @@ class TraceSetup:
 def setup_trace(
     cfg: RunConfig, data: FederatedDataset, methods: list[str], active: bool, probe: CurveProbe | None = None
 ) -> TraceSetup:
-    """Build the shared model and the attack observers of a trace (the active one changes FL)."""
+    """Build the shared model and the attack observers of a trace (the active one changes FL), all on
+    `cfg.device`."""
     a = cfg.attack
     shape = data.image_shape
-    model = SharedCNN(shape[0], data.num_classes, shape[1])
-    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    device = resolve_device(cfg.device)
+    model = SharedCNN(shape[0], data.num_classes, shape[1]).to(device)
+    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed).to(device))
     observers: list[Any] = []
     samplers: dict[str, Sampler] = {}
     gans: list[GanAttack] = []
@@ -408,8 +405,8 @@ def trace_state(trace: Trace) -> dict[str, Any]:
             "objects": {k: checkpoint.capture(o) for k, o in trace.objects.items()}}
 
 
-def restore_oracle(data: FederatedDataset, state: dict[str, Any]) -> Oracle:
-    oracle = Oracle(OracleNet(data.image_shape[0], data.num_clients, data.num_classes), 0.0, 0.0)
+def restore_oracle(data: FederatedDataset, state: dict[str, Any], device: torch.device) -> Oracle:
+    oracle = Oracle(OracleNet(data.image_shape[0], data.num_clients, data.num_classes).to(device), 0.0, 0.0)
     checkpoint.restore(oracle, state)
     return oracle
 
@@ -441,9 +438,15 @@ def run_audit(
     With `control` (our simulator only), the run saves checkpoints, stops on request
     (`RunInterrupted`) and resumes from `control.resume`; the checkpoint is removed
     once the outputs are written."""
-    set_determinism()
+    device = resolve_device(cfg.device)
+    set_determinism(device)
     ckpt = AuditCheckpoints(cfg, out, control) if control is not None else None
     saved = control.resume if control is not None else None
+    if saved is not None and saved.get("device", "cpu") != str(device):
+        raise checkpoint.CheckpointError(
+            f"{out}: the run started on {saved.get('device', 'cpu')} and would continue on {device}; "
+            f"resume it with --device {saved.get('device', 'cpu')}"
+        )
     timing: dict[str, Any] = dict(saved.get("timing", {})) if saved is not None else {}
     t0 = time.perf_counter()
     data = load_dataset(cfg.data, cfg.seed)
@@ -452,16 +455,18 @@ def run_audit(
     methods = [] if cfg.attack.methods == ["none"] else list(cfg.attack.methods)
     passive = [m for m in methods if m != "mganai-active"]
     oracle: Oracle | None = None
+    timing["device"] = str(device)
     if ckpt is not None:
         ckpt.common["timing"] = timing
+        ckpt.common["device"] = str(device)  # a checkpoint's tensors live there: resumed on the same device only
         if saved is not None:
             timing["resumed"] = True
     if methods:  # the oracle needs only the data; trained first so the curves can use it during FL
         t1 = time.perf_counter()
         if saved is not None and "oracle" in saved:
-            oracle = _checked(ckpt, lambda: restore_oracle(data, saved["oracle"]))
+            oracle = _checked(ckpt, lambda: restore_oracle(data, saved["oracle"], device))
         else:
-            oracle = train_oracle(data, cfg.seed + cfg.eval.oracle_seed_offset, cfg.eval.oracle_epochs)
+            oracle = train_oracle(data, cfg.seed + cfg.eval.oracle_seed_offset, cfg.eval.oracle_epochs, device=device)
         timing["oracle_s"] = time.perf_counter() - t1
         if ckpt is not None:
             ckpt.common["oracle"] = checkpoint.capture(oracle)
@@ -601,7 +606,7 @@ def save_representatives(
     shown = [(victim + i) % data.num_clients for i in range(min(4, data.num_clients))]
     files = []
     for k in shown:
-        x, y = bank.client(k)
+        x, y = (t.cpu() for t in bank.client(k))
         reps = class_rows(x.flip(0), y.flip(0), data.num_classes, 4)  # newest first
         real = class_rows(data.clients[k].x_train, data.clients[k].y_train, data.num_classes, 4)
         write_png(out / f"client{k}_representatives.png", panel_grid([reps, real]))

@@ -133,7 +133,10 @@ def load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path} not found: nothing to resume")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        # Tensors go back to the device they were saved from (the audit checks it is the run's);
+        # without CUDA here, to the CPU, so the file can still be read and the mismatch named.
+        location = None if torch.cuda.is_available() else "cpu"
+        payload = torch.load(path, map_location=location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated zip, foreign pickle, forbidden global: all the same to the user
         raise CheckpointError(corrupt(path, exc)) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

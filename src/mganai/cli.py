@@ -34,6 +34,7 @@ FLAG_KEYS = {
     "dropout": "fl.dropout",
     "max_update_norm": "fl.max_update_norm",
     "seed": "seed",
+    "device": "device",
     "out": "out",
     "quiet": "quiet",
 }
@@ -152,6 +153,10 @@ def _add_audit_flags(run: argparse.ArgumentParser) -> None:
         help=f"comma-separated attack methods, or 'none' for FL only (default: all of {','.join(ALL_METHODS)})",
     )
     run.add_argument("--seed", type=int, help="seed for everything; same seed, same numbers (default 0)")
+    run.add_argument(
+        "--device",
+        help="where to compute: auto (default: cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N",
+    )
     run.add_argument("--out", metavar="DIR", help="output directory (default runs/default)")
     run.add_argument("--quiet", action="store_true", default=None, help="no progress bar, only the summary")
     run.add_argument(
@@ -228,7 +233,9 @@ def _summary(metrics: dict[str, Any]) -> str:
             f"faulty clients: {fl['rejected_updates']} updates rejected, {fl['dropped_updates']} dropped out; "
             f"victim absent in {len(absent)} of {fl['rounds']} rounds"
         )
-    lines.append(f"time {metrics['timing']['total_s']:.1f}s, peak memory {metrics['timing']['peak_rss_mb']:.0f} MiB")
+    timing = metrics["timing"]
+    where = f" on {timing['device']}" if "device" in timing else ""
+    lines.append(f"time {timing['total_s']:.1f}s{where}, peak memory {timing['peak_rss_mb']:.0f} MiB")
     return "\n".join(lines)
 
 
@@ -240,6 +247,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg, saved = _resumed_config(args)
     else:
         cfg = config_from_args(args)
+    from mganai.device import resolve_device
+
+    resolve_device(cfg.device)  # a GPU asked for and missing: say so before anything is written
+    if saved is None:
         check_out(Path(cfg.out), args.overwrite)
     from mganai.audit import RunControl, RunInterrupted, run_audit
     from mganai.checkpoint import FILENAME
@@ -287,7 +298,7 @@ def _resumed_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         raise CheckpointError(corrupt(path, exc)) from None
     args.out = str(out)
     cfg = config_from_args(args, base=stored)
-    ignore = ("out", "quiet")
+    ignore = ("out", "quiet", "device")  # where, not what: run_audit checks the checkpoint's device itself
     diff = config_difference(
         {k: v for k, v in original.to_dict().items() if k not in ignore},
         {k: v for k, v in cfg.to_dict().items() if k not in ignore},
@@ -354,6 +365,9 @@ def cmd_flower_sim(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if cfg.fl.dropout > 0:
         raise ConfigError("fl.dropout is simulated by 'mganai run' only (Flower's clients drop out for real); set it to 0")
+    from mganai.device import resolve_device
+
+    resolve_device(cfg.device)
     check_out(Path(cfg.out), args.overwrite)
     from mganai.flower import FLOWER_MISSING, flower_available
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,7 @@ class RunConfig:
     """One audit: data, FL, attack and evaluation settings plus run-level options."""
 
     seed: int = 0
+    device: str = "auto"  # where to compute: auto (cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N
     out: str = "runs/default"
     quiet: bool = False
     data: DataConfig = field(default_factory=DataConfig)
@@ -203,6 +205,10 @@ def validate(cfg: RunConfig) -> None:
     """Range and consistency checks; every message names the setting and the allowed values."""
     d, f, a, e = cfg.data, cfg.fl, cfg.attack, cfg.eval
     _check(0 <= cfg.seed < 2**31, f"seed must be in 0..{2**31 - 1}, got {cfg.seed}")
+    _check(
+        re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device) is not None,
+        f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}",
+    )
     _check(d.clients >= 2, f"data.clients must be at least 2, got {d.clients}")
     _check(d.partition in ("iid", "dirichlet"), f"data.partition must be 'iid' or 'dirichlet', got {d.partition!r}")
     _check(d.dirichlet_alpha > 0, f"data.dirichlet_alpha must be > 0, got {d.dirichlet_alpha}")

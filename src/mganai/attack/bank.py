@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from mganai.config import AttackConfig
+from mganai.device import module_device
 from mganai.fl.observers import RoundObservation
 from mganai.attack.representatives import invert_updates, labels_for, present_classes
 
@@ -21,6 +22,7 @@ class RepresentativeBank:
 
     def __init__(self, model: nn.Module, image_shape: tuple[int, int, int], num_clients: int, cfg: AttackConfig, seed: int):
         self.model, self.image_shape, self.cfg = model, image_shape, cfg
+        self.device = module_device(model)  # where the representatives are made and kept
         self.history: list[deque[tuple[Tensor, Tensor]]] = [deque(maxlen=cfg.rep_pool_rounds) for _ in range(num_clients)]
         self.generator = torch.Generator().manual_seed(seed * 31 + 11)
         self._pool: tuple[Tensor, Tensor, Tensor] | None = None
@@ -40,7 +42,7 @@ class RepresentativeBank:
     def client(self, k: int) -> tuple[Tensor, Tensor]:
         """All kept representatives of client k, oldest first: images [M, C, H, W] and classes [M]."""
         if not self.history[k]:
-            return torch.empty(0, *self.image_shape), torch.empty(0, dtype=torch.long)
+            return torch.empty(0, *self.image_shape, device=self.device), torch.empty(0, dtype=torch.long, device=self.device)
         return torch.cat([x for x, _ in self.history[k]]), torch.cat([y for _, y in self.history[k]])
 
     def pool(self) -> tuple[Tensor, Tensor, Tensor]:
@@ -51,7 +53,7 @@ class RepresentativeBank:
                 x, y = self.client(k)
                 xs.append(x)
                 ys.append(y)
-                ks.append(torch.full((len(y),), k, dtype=torch.long))
+                ks.append(torch.full((len(y),), k, dtype=torch.long, device=self.device))
             self._pool = torch.cat(xs), torch.cat(ys), torch.cat(ks)
         return self._pool
 

@@ -28,6 +28,7 @@ from mganai.attack.discriminator import MultiTaskDiscriminator
 from mganai.attack.generator import ConditionalGenerator
 from mganai.attack.representatives import labels_for, present_classes, update_match_loss
 from mganai.config import AttackConfig
+from mganai.device import module_device
 from mganai.fl.model import Params, SharedCNN, seeded
 from mganai.fl.observers import RoundObservation
 
@@ -67,14 +68,15 @@ class GanAttack:
         # Its own copy of the architecture: functional_call swaps a module's weights in place, and
         # GANs may train side by side in threads (attack/concurrent.py).
         shared = copy.deepcopy(shared)
+        self.device = module_device(shared)  # the GAN trains where the shared model lives; draws come from the CPU
         self.num_classes, self.num_clients, self.victim = num_classes, num_clients, victim
         ids = num_clients if recipe.identity else 0
         self.G = seeded(
             lambda: ConditionalGenerator(cfg.noise_dim, num_classes, ids, image_shape, smooth=cfg.smooth_output),
             seed + 101,
-        )
+        ).to(self.device)
         self.G_shape = image_shape
-        self.D = seeded(lambda: MultiTaskDiscriminator(shared, ids), seed + 202)
+        self.D = seeded(lambda: MultiTaskDiscriminator(shared, ids), seed + 202).to(self.device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.head_parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
         self.rng = torch.Generator().manual_seed(seed * 131 + 7)
@@ -98,14 +100,14 @@ class GanAttack:
         self.train(final_params, self.cfg.gan_final_steps)
 
     def _conditions(self, n: int) -> tuple[Tensor, Tensor, Tensor | None]:
-        z = torch.randn(n, self.cfg.noise_dim, generator=self.rng)
-        c = torch.randint(self.num_classes, (n,), generator=self.rng)
+        z = torch.randn(n, self.cfg.noise_dim, generator=self.rng).to(self.device)
+        c = torch.randint(self.num_classes, (n,), generator=self.rng).to(self.device)
         if not self.recipe.identity:
             return z, c, None
         k = torch.randint(self.num_clients, (n,), generator=self.rng)
         # Half of every batch is generated as the victim: that is the output we want best.
         k[: n // 2] = self.victim
-        return z, c, k
+        return z, c, k.to(self.device)
 
     def train(self, shared_params: Params, steps: int) -> None:
         """`steps` alternating D/G steps with the discriminator trunk taken from `shared_params`."""
@@ -145,7 +147,7 @@ class GanAttack:
         if self.cfg.diversity_weight == 0:
             return self.G(z, c, k), None, None
         m = max(2, len(z) // 4)
-        z_twins = torch.randn(m, self.cfg.noise_dim, generator=self.rng)
+        z_twins = torch.randn(m, self.cfg.noise_dim, generator=self.rng).to(self.device)
         both = self.G(torch.cat([z, z_twins]), torch.cat([c, c[:m]]), None if k is None else torch.cat([k, k[:m]]))
         return both[: len(z)], both[len(z) :], z_twins
 
@@ -177,7 +179,8 @@ class GanAttack:
             sent, updates = {n: v[pick] for n, v in sent.items()}, {n: v[pick] for n, v in updates.items()}
             labels, ids = labels[pick], ids[pick]
         k, r = labels.shape
-        z = torch.randn(k * r, self.cfg.noise_dim, generator=self.rng)
+        z = torch.randn(k * r, self.cfg.noise_dim, generator=self.rng).to(self.device)
+        ids = ids.to(self.device)
         images = self.G(z, labels.flatten(), ids.repeat_interleave(r)).view(k, r, *self.G_shape)
         per_client = update_match_loss(self.shared, sent, updates, images, labels)
         victim = (ids == self.victim).float()
@@ -200,14 +203,15 @@ class GanAttack:
 
     @torch.no_grad()
     def generate(self, classes: Tensor, seed: int) -> Tensor:
-        """Samples 'as the victim, class c' for each entry of `classes`."""
+        """Samples 'as the victim, class c' for each entry of `classes`, on the CPU."""
         gen = torch.Generator().manual_seed(seed)
-        z = torch.randn(len(classes), self.cfg.noise_dim, generator=gen)
+        z = torch.randn(len(classes), self.cfg.noise_dim, generator=gen).to(self.device)
+        classes = classes.to(self.device)
         k = torch.full_like(classes, self.victim) if self.recipe.identity else None
         self.G.eval()
         out = self.G(z, classes, k)
         self.G.train()
-        return out
+        return out.cpu()
 
 
 def mode_seeking(drawn: Tensor, twins: Tensor, z: Tensor, z_twins: Tensor) -> Tensor:

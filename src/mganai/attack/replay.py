@@ -15,7 +15,7 @@ class RepresentativeReplay:
         self.bank, self.victim, self.image_shape = bank, victim, image_shape
 
     def generate(self, classes: Tensor, seed: int) -> Tensor:
-        x, y = self.bank.client(self.victim)
+        x, y = (t.cpu() for t in self.bank.client(self.victim))
         out = torch.zeros(len(classes), *self.image_shape)
         for c in classes.unique():
             want = (classes == c).nonzero().flatten()

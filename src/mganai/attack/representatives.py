@@ -117,7 +117,7 @@ def invert_updates(
     """
     k, r = labels.shape
     c, h, w = image_shape
-    latent = initial_latent(k * r, image_shape, generator).requires_grad_(True)
+    latent = initial_latent(k * r, image_shape, generator).to(labels.device).requires_grad_(True)
     opt = torch.optim.Adam([latent], lr=lr)
 
     def images() -> Tensor:
@@ -152,7 +152,7 @@ def invert_updates_loop(
     """
     k, r = labels.shape
     _, h, w = image_shape
-    start = initial_latent(k * r, image_shape, generator)
+    start = initial_latent(k * r, image_shape, generator).to(labels.device)
     names = sorted(updates)
     out = []
     for i in range(k):

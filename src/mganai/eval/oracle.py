@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mganai.data.federated import FederatedDataset
+from mganai.device import module_device
 from mganai.fl.model import seeded
 
 
@@ -47,26 +48,29 @@ class Oracle:
 
     @torch.no_grad()
     def predict(self, x: Tensor, batch: int = 1024) -> tuple[Tensor, Tensor]:
-        """Predicted client and class for each image."""
+        """Predicted client and class for each image (on the CPU, wherever the net computes)."""
         self.net.eval()
+        device = module_device(self.net)
         ids, cls = [], []
         for i in range(0, len(x), batch):
-            a, b = self.net(x[i : i + batch])
-            ids.append(a.argmax(1))
-            cls.append(b.argmax(1))
+            a, b = self.net(x[i : i + batch].to(device))
+            ids.append(a.argmax(1).cpu())
+            cls.append(b.argmax(1).cpu())
         return torch.cat(ids), torch.cat(cls)
 
 
-def train_oracle(data: FederatedDataset, seed: int, epochs: int, batch: int = 64) -> Oracle:
-    """Train on every client's training split, report accuracy on every client's held-out split."""
+def train_oracle(
+    data: FederatedDataset, seed: int, epochs: int, batch: int = 64, device: torch.device | str = "cpu"
+) -> Oracle:
+    """Train on every client's training split (on `device`), report accuracy on every client's held-out split."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # dropout draws from the global RNG: make the oracle independent of what ran before
-        return _train(data, seed, epochs, batch)
+        return _train(data, seed, epochs, batch, torch.device(device))
 
 
-def _train(data: FederatedDataset, seed: int, epochs: int, batch: int) -> Oracle:
-    x, y, owner = data.train()
-    net = seeded(lambda: OracleNet(data.image_shape[0], data.num_clients, data.num_classes), seed)
+def _train(data: FederatedDataset, seed: int, epochs: int, batch: int, device: torch.device) -> Oracle:
+    x, y, owner = (t.to(device) for t in data.train())
+    net = seeded(lambda: OracleNet(data.image_shape[0], data.num_clients, data.num_classes), seed).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=epochs * -(-len(y) // batch))
     gen = torch.Generator().manual_seed(seed)

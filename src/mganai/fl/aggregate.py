@@ -10,7 +10,9 @@ from mganai.fl.model import Params
 
 def weighted_mean(stacked: Params, weights: Tensor) -> Params:
     """Sum_k w_k u_k / Sum_k w_k over the leading (client) axis of every tensor."""
-    w = weights.to(torch.float32)
+    if not stacked:
+        return {}
+    w = weights.to(device=next(iter(stacked.values())).device, dtype=torch.float32)
     total = w.sum()
     return {k: torch.tensordot(w, v, dims=1) / total for k, v in stacked.items()}
 

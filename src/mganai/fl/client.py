@@ -217,6 +217,7 @@ def _train_stacked(
     model, so such clients keep their parameters and velocity for that step.
     """
     x_all, y_all = pad_stack(xs), pad_stack(ys)
+    weight = plan.weight.to(x_all.device)  # the plan is drawn on the CPU; indices may stay there
     rows = torch.arange(len(xs)).unsqueeze(1)
     vmapped = vmap(grad(lambda p, x, y, w: weighted_loss(model, p, x, y, w)))
 
@@ -227,7 +228,7 @@ def _train_stacked(
     params = dict(start)
     velocity = {n: torch.zeros_like(v) for n, v in params.items()}
     for s in range(plan.index.shape[1]):
-        idx, w = plan.index[:, s], plan.weight[:, s]
+        idx, w = plan.index[:, s], weight[:, s]
         grads = step_grad(params, x_all[rows, idx], y_all[rows, idx], w)
         stepped, moved = sgd_step(params, velocity, grads, lr, momentum)
         if bool((w.sum(1) > 0).all()):

@@ -67,13 +67,14 @@ def warn(message: str) -> None:
 
 @torch.no_grad()
 def accuracy(model: nn.Module, params: Params, x: Tensor, y: Tensor, batch: int = 2048) -> float:
-    """Share of samples the model classifies correctly."""
+    """Share of samples the model classifies correctly (computed where `params` live)."""
     if len(y) == 0:
         return float("nan")
+    device = next(iter(params.values())).device
     correct = 0
     for i in range(0, len(y), batch):
-        logits = functional_call(model, params, (x[i : i + batch],))
-        correct += int((logits.argmax(1) == y[i : i + batch]).sum())
+        logits = functional_call(model, params, (x[i : i + batch].to(device),))
+        correct += int((logits.argmax(1) == y[i : i + batch].to(device)).sum())
     return correct / len(y)
 
 
@@ -86,7 +87,10 @@ def sample_clients(num_clients: int, fraction: float, gen: torch.Generator) -> l
 
 
 class FedAvgSimulator:
-    """Runs FedAvg over a `FederatedDataset`, showing every round to the observers."""
+    """Runs FedAvg over a `FederatedDataset`, showing every round to the observers.
+
+    It trains where `init_params` live (`mganai.device`): the clients' data is copied there once.
+    """
 
     def __init__(
         self,
@@ -103,7 +107,9 @@ class FedAvgSimulator:
         self.observers = list(observers)
         self.dispatcher = dispatcher
         self.train_step = ENGINES[cfg.engine]
-        self._test = data.heldout()
+        device = next(iter(self.params.values())).device
+        self._train = [(c.x_train.to(device), c.y_train.to(device)) for c in data.clients]
+        self._test = tuple(t.to(device) for t in data.heldout()[:2])
         self._sampler = torch.Generator().manual_seed(seed * 7 + 3)
         self._dropout = torch.Generator().manual_seed(seed * 7 + 5)  # its own stream: sampling is the same at any p
         self.rejected: list[dict[str, Any]] = []
@@ -118,12 +124,13 @@ class FedAvgSimulator:
         ids = [k for k in sampled if k not in gone]
         self.dropped += [{"round": t, "client": k} for k in sampled if k in gone]
         if not ids:  # nobody answered: the shared model stays, there is nothing to observe
-            return ids, accuracy(self.model, self.params, *self._test[:2])
+            return ids, accuracy(self.model, self.params, *self._test)
         sent = {n: torch.stack([(custom.get(k) or self.params)[n] for k in ids]) for n in self.params}
         clients = [self.data.clients[k] for k in ids]
         gens = [client_generator(self.seed, t, k) for k in ids]
         plan = make_plan([len(c.y_train) for c in clients], self.cfg.batch_size, self.cfg.local_epochs, gens)
-        ends = self.train_step(self.model, sent, [c.x_train for c in clients], [c.y_train for c in clients], plan, self.cfg.lr, self.cfg.momentum)
+        xs, ys = [self._train[k][0] for k in ids], [self._train[k][1] for k in ids]
+        ends = self.train_step(self.model, sent, xs, ys, plan, self.cfg.lr, self.cfg.momentum)
         updates = {n: ends[n] - sent[n] for n in ends}
         counts = torch.tensor([len(c.y_train) for c in clients], dtype=torch.float32)
         rejected = screen_updates(updates, ids, t, self.cfg.max_update_norm)
@@ -154,7 +161,7 @@ class FedAvgSimulator:
             )
             for observer in self.observers:
                 observer.observe(obs)
-        return ids, accuracy(self.model, self.params, *self._test[:2])
+        return ids, accuracy(self.model, self.params, *self._test)
 
     def run(
         self,

@@ -28,9 +28,10 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from torch import nn
 
-from mganai.audit import FLRunner, run_audit, set_determinism
+from mganai.audit import FLRunner, run_audit
 from mganai.config import RunConfig, build_config, load_toml
 from mganai.data import FederatedDataset, load_dataset
+from mganai.device import resolve_device, set_determinism
 from mganai.fl.client import client_generator, make_plan, train_loop
 from mganai.fl.model import Params, SharedCNN
 from mganai.fl.observers import ModelDispatcher, ServerObserver
@@ -73,16 +74,18 @@ def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: Datas
         raise ValueError(
             f"partition-id {client} is outside 0..{data.num_clients - 1} (data.clients={data.num_clients})"
         )
-    set_determinism()
+    device = resolve_device(cfg.device)  # the client's own machine: its GPU when it has one
+    set_determinism(device)
     own = data.clients[client]
     shape = data.image_shape
-    model = SharedCNN(shape[0], data.num_classes, shape[1])
-    start = params_from_record(content["arrays"])  # type: ignore[arg-type]
+    model = SharedCNN(shape[0], data.num_classes, shape[1]).to(device)
+    start = params_from_record(content["arrays"], device)  # type: ignore[arg-type]
     t = int(content["config"]["server-round"]) - 1  # type: ignore[index]
     gen = client_generator(cfg.seed, t, client)
     plan = make_plan([len(own.y_train)], cfg.fl.batch_size, cfg.fl.local_epochs, [gen])
     stacked = {n: v.unsqueeze(0) for n, v in start.items()}
-    ends = train_loop(model, stacked, [own.x_train], [own.y_train], plan, cfg.fl.lr, cfg.fl.momentum)
+    x, y = own.x_train.to(device), own.y_train.to(device)
+    ends = train_loop(model, stacked, [x], [y], plan, cfg.fl.lr, cfg.fl.momentum)
     metrics = MetricRecord({"num-examples": len(own.y_train), CLIENT_KEY: client})
     return RecordDict({"arrays": record_from_params({n: v[0] for n, v in ends.items()}), "metrics": metrics})
 
@@ -121,7 +124,8 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         dispatcher: ModelDispatcher | None,
         on_round: Callable[[int, float], None],
     ) -> FLResult:
-        x_test, y_test = data.heldout()[:2]
+        device = next(iter(init.values())).device  # where run_audit put the model: the attack computes there
+        x_test, y_test = (t.to(device) for t in data.heldout()[:2])
         n = data.num_clients
         strategy = AuditStrategy(
             observers,
@@ -132,16 +136,17 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
             fraction_evaluate=0.0,  # the server scores the shared model on held-out data itself
             min_train_nodes=max(1, round(cfg.fl.client_fraction * n)),
             min_available_nodes=n,  # start once every client's node is connected
+            device=device,
         )
         result = strategy.start(
             grid,
             record_from_params(init),
             num_rounds=cfg.fl.rounds,
             timeout=timeout,
-            evaluate_fn=accuracy_fn(lambda p: accuracy(model, p, x_test, y_test), on_round),
+            evaluate_fn=accuracy_fn(lambda p: accuracy(model, p, x_test, y_test), on_round, device),
         )
         known.update(strategy.node_to_client)
-        final = params_from_record(result.arrays) if len(result.arrays) else dict(init)
+        final = params_from_record(result.arrays, device) if len(result.arrays) else dict(init)
         accs = [float(result.evaluate_metrics_serverapp[r]["accuracy"]) for r in range(1, cfg.fl.rounds + 1)]
         return FLResult(final_params=final, test_accuracy=accs, participants=strategy.participants,
                         rejected=strategy.rejected)

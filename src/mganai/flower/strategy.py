@@ -40,9 +40,9 @@ from mganai.fl.observers import ModelDispatcher, RoundObservation, ServerObserve
 CLIENT_KEY = "partition-id"
 
 
-def params_from_record(record: ArrayRecord) -> Params:
-    """An ArrayRecord as our parameter dict (float tensors by name, own memory)."""
-    return {k: v.clone() for k, v in record.to_torch_state_dict().items()}
+def params_from_record(record: ArrayRecord, device: torch.device | str = "cpu") -> Params:
+    """An ArrayRecord as our parameter dict (float tensors by name, own memory, on `device`)."""
+    return {k: v.to(device, copy=True) for k, v in record.to_torch_state_dict().items()}
 
 
 def record_from_params(params: Params) -> ArrayRecord:
@@ -62,8 +62,8 @@ class AuditStrategy(FedAvg):
     """FedAvg whose every training round is shown to mganai observers.
 
     `observers` receive a `RoundObservation` per round (copies: they cannot change
-    FL); `dispatcher`, if given, decides per client which model it receives.
-    Every other keyword goes to `FedAvg` unchanged.
+    FL), its tensors on `device` (where the attack computes); `dispatcher`, if given,
+    decides per client which model it receives. Every other keyword goes to `FedAvg` unchanged.
     """
 
     def __init__(
@@ -73,6 +73,7 @@ class AuditStrategy(FedAvg):
         client_key: str = CLIENT_KEY,
         node_to_client: dict[int, int] | None = None,
         max_update_norm: float = float("inf"),
+        device: torch.device | str = "cpu",
         **fedavg: Any,
     ):
         fedavg.setdefault("train_metrics_aggr_fn", self._aggregate_metrics)
@@ -86,6 +87,7 @@ class AuditStrategy(FedAvg):
         self.participants: list[list[int]] = []  # client ids that replied, per round
         self.max_update_norm = max_update_norm  # longer (or non-finite) updates are rejected, as in the simulator
         self.rejected: list[dict[str, Any]] = []
+        self.device = torch.device(device)
 
     def _aggregate_metrics(self, records: list[RecordDict], weighted_by_key: str) -> MetricRecord:
         """FedAvg's weighted metric average, minus the client id (an average of ids means nothing)."""
@@ -98,7 +100,7 @@ class AuditStrategy(FedAvg):
     ) -> Iterable[Message]:
         """FedAvg's messages, with a dispatcher-chosen model for the clients it targets."""
         messages = list(super().configure_train(server_round, arrays, config, grid))
-        self._global = params_from_record(arrays)
+        self._global = params_from_record(arrays, self.device)
         self._custom = {}
         if self.dispatcher is None:
             return messages
@@ -140,7 +142,7 @@ class AuditStrategy(FedAvg):
             if known != client:
                 log(WARNING, "node %d reported client %d, earlier %d; using %d", node, client, known, client)
                 self.node_to_client[node] = client
-            ends = params_from_record(_single(reply.content.array_records, "ArrayRecord"))
+            ends = params_from_record(_single(reply.content.array_records, "ArrayRecord"), self.device)
             rows.append((client, node, reply, ends, float(metrics[self.weighted_by_key])))
         rows.sort(key=lambda r: r[0])
         self.participants.append([r[0] for r in rows])
@@ -186,12 +188,14 @@ class AuditStrategy(FedAvg):
 
 
 def accuracy_fn(
-    evaluate: Callable[[Params], float], on_round: Callable[[int, float], None] | None = None
+    evaluate: Callable[[Params], float],
+    on_round: Callable[[int, float], None] | None = None,
+    device: torch.device | str = "cpu",
 ) -> Callable[[int, ArrayRecord], MetricRecord]:
-    """A Flower `evaluate_fn`: our held-out accuracy of the shared model after every round."""
+    """A Flower `evaluate_fn`: our held-out accuracy of the shared model (on `device`) after every round."""
 
     def evaluate_fn(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-        acc = evaluate(params_from_record(arrays))
+        acc = evaluate(params_from_record(arrays, device))
         if server_round > 0 and on_round:
             on_round(server_round - 1, acc)
         return MetricRecord({"accuracy": acc})

@@ -102,6 +102,7 @@ def report_context(run: RunOutput) -> tuple[dict[str, Any], dict[str, bytes]]:
         "plots": {k: data_uri(v) for k, v in pngs.items()},
         "timing": [(PHASES.get(k, k), v) for k, v in timing.items() if k.endswith("_s")],
         "peak_rss_mb": timing.get("peak_rss_mb"),
+        "device": timing.get("device"),
         "config_rows": config_rows(cfg),
     }
     return ctx, pngs

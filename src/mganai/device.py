@@ -1,0 +1,54 @@
+"""Where an audit computes: a CUDA GPU when torch sees one ("auto"), else the CPU.
+
+The heavy work (FL training, the update inversion, the GANs, the oracle's training)
+runs on this device; data loading, metrics and images stay on the CPU. Random draws
+come from CPU generators and are moved to the device, so a run draws the same numbers
+wherever it computes (results still differ across devices by float rounding).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from mganai.config import ConfigError
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; any other name must be a device torch has here."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}") from None
+    if device.type not in ("cpu", "cuda"):  # e.g. mps: no float64, which the update screening needs
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: torch sees no CUDA GPU here (use --device cpu or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return device
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's parameters (cpu for a module without any)."""
+    first = next(module.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def set_determinism(device: torch.device | None = None) -> None:
+    """Same seed, same numbers: deterministic kernels and no denormal slow paths.
+
+    On CUDA, cuBLAS needs a fixed workspace to be deterministic (set here unless the
+    user set it), and a few kernels the attack uses (grid sampling, bilinear resizing)
+    have no deterministic backward: torch warns about those instead of failing.
+    """
+    cuda = device is not None and device.type == "cuda"
+    if cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=cuda)
+    torch.set_flush_denormal(True)
