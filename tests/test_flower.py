@@ -136,6 +136,20 @@ def test_strategy_refuses_replies_without_a_client_id(task_identity) -> None:
         strategy.aggregate_train(1, replies)
 
 
+def test_a_client_without_the_servers_gpu_trains_on_its_cpu(task_identity, monkeypatch) -> None:
+    """--device names the server's hardware: a client (here: no GPU) uses its own, and its reply is the same."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu, gpu = (build_config({}, {"data.clients": 2, "fl.local_epochs": 1, "device": d}) for d in ("cpu", "cuda:1"))
+    data = load_dataset(cpu.data, cpu.seed)
+    shape = data.image_shape
+    init = params_of(SharedCNN(shape[0], data.num_classes, shape[1]))
+    strategy = AuditStrategy([Recorder()], min_available_nodes=2)
+    message = list(strategy.configure_train(1, record_from_params(init), ConfigRecord(), FakeGrid([1, 2])))[0]
+    replies = [params_from_record(train_reply(c, 1, message.content)["arrays"]) for c in (cpu, gpu)]
+    assert all(torch.equal(replies[0][n], replies[1][n]) for n in init)
+    assert not torch.equal(replies[0]["classifier.weight"], init["classifier.weight"])
+
+
 def test_strategy_rejects_a_nan_reply_like_the_simulator(task_identity, capsys) -> None:
     """A client whose reply holds NaN is logged and left out of the average and out of what the attack sees."""
     cfg = build_config({}, {"data.clients": 3, "fl.rounds": 2, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 3})

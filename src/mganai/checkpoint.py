@@ -133,10 +133,7 @@ def load(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path} not found: nothing to resume")
     try:
-        # Tensors go back to the device they were saved from (the audit checks it is the run's);
-        # without CUDA here, to the CPU, so the file can still be read and the mismatch named.
-        location = None if torch.cuda.is_available() else "cpu"
-        payload = torch.load(path, map_location=location, weights_only=True)
+        payload = torch.load(path, map_location=_saved_device_if_here, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - truncated zip, foreign pickle, forbidden global: all the same to the user
         raise CheckpointError(corrupt(path, exc)) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -144,6 +141,16 @@ def load(path: Path) -> dict[str, Any]:
     if payload.get("version") != VERSION:
         raise CheckpointError(corrupt(path, f"version {payload.get('version')!r}, this mganai reads {VERSION}"))
     return payload
+
+
+def _saved_device_if_here(storage: Any, location: str) -> Any:
+    """Tensors go back to the GPU they were saved from (the audit checks it is the run's device); where that GPU
+    does not exist, to the CPU, so the file can still be read and the mismatch named."""
+    if location.startswith("cuda") and torch.cuda.is_available():
+        index = int(location.partition(":")[2] or 0)
+        if index < torch.cuda.device_count():
+            return storage.cuda(index)
+    return storage
 
 
 _BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")

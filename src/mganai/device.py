@@ -1,9 +1,10 @@
 """Where an audit computes: a CUDA GPU when torch sees one ("auto"), else the CPU.
 
 The heavy work (FL training, the update inversion, the GANs, the oracle's training)
-runs on this device; data loading, metrics and images stay on the CPU. Random draws
-come from CPU generators and are moved to the device, so a run draws the same numbers
-wherever it computes (results still differ across devices by float rounding).
+runs on this device; data loading, metrics and images stay on the CPU. The attack's
+and FL's random draws come from CPU generators and are moved to the device, so they
+are the same wherever a run computes (only the oracle's dropout uses the device's
+own generator); results still differ across devices by float rounding.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from mganai.config import ConfigError
 def resolve_device(name: str) -> torch.device:
     """'auto' -> cuda when available, else cpu; any other name must be a device torch has here."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return _indexed(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -31,6 +32,13 @@ def resolve_device(name: str) -> torch.device:
             raise ConfigError(f"device {name!r}: torch sees no CUDA GPU here (use --device cpu or auto)")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    return _indexed(device)
+
+
+def _indexed(device: torch.device) -> torch.device:
+    """'cuda' as the GPU it means (cuda:N), so a run and its checkpoint name the same GPU the same way."""
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
     return device
 
 
@@ -44,11 +52,14 @@ def set_determinism(device: torch.device | None = None) -> None:
     """Same seed, same numbers: deterministic kernels and no denormal slow paths.
 
     On CUDA, cuBLAS needs a fixed workspace to be deterministic (set here unless the
-    user set it), and a few kernels the attack uses (grid sampling, bilinear resizing)
-    have no deterministic backward: torch warns about those instead of failing.
+    user set it), TF32 is off (it would round far more than the CPU does), and a few
+    kernels (grid sampling, bilinear resizing, the oracle's adaptive pooling) have no
+    deterministic backward: torch warns about those instead of failing.
     """
     cuda = device is not None and device.type == "cuda"
     if cuda:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     torch.use_deterministic_algorithms(True, warn_only=cuda)
     torch.set_flush_denormal(True)

@@ -45,12 +45,12 @@ def present_classes(update: Params, weight_key: str = "classifier.weight", rel_t
 
 
 def labels_for(present: Tensor, per_client: int) -> Tensor:
-    """`per_client` labels per client cycling over its present classes: [K, R]."""
+    """`per_client` labels per client cycling over its present classes: [K, R] (on `present`'s device)."""
     rows = []
-    for mask in present:
+    for mask in present.cpu():  # a few tiny steps per client: on the CPU, not one GPU sync each
         classes = mask.nonzero().flatten()
         rows.append(classes[torch.arange(per_client) % len(classes)])
-    return torch.stack(rows)
+    return torch.stack(rows).to(present.device)
 
 
 def total_variation(x: Tensor) -> Tensor:

@@ -63,9 +63,11 @@ def train_oracle(
     data: FederatedDataset, seed: int, epochs: int, batch: int = 64, device: torch.device | str = "cpu"
 ) -> Oracle:
     """Train on every client's training split (on `device`), report accuracy on every client's held-out split."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # dropout draws from the global RNG: make the oracle independent of what ran before
-        return _train(data, seed, epochs, batch, torch.device(device))
+    device = torch.device(device)
+    # dropout draws from the device's global RNG: seeded here, restored after, so nothing else sees it
+    with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        return _train(data, seed, epochs, batch, device)
 
 
 def _train(data: FederatedDataset, seed: int, epochs: int, batch: int, device: torch.device) -> Oracle:

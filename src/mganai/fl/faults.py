@@ -28,8 +28,9 @@ def screen_updates(updates: Params, client_ids: Sequence[int], round_: int, max_
     """One record {round, client, reason} per update that is non-finite or longer than `max_norm`."""
     if not client_ids:
         return []
-    finite = torch.stack([torch.isfinite(u.detach().flatten(1)).all(1) for u in updates.values()]).all(0)
-    norms = update_norms(updates)
+    # on the CPU once: the loop below reads one value per client (a GPU sync each, otherwise)
+    finite = torch.stack([torch.isfinite(u.detach().flatten(1)).all(1) for u in updates.values()]).all(0).cpu()
+    norms = update_norms(updates).cpu()
     rejected = []
     for i, k in enumerate(client_ids):
         if not bool(finite[i]):

@@ -74,7 +74,9 @@ def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: Datas
         raise ValueError(
             f"partition-id {client} is outside 0..{data.num_clients - 1} (data.clients={data.num_clients})"
         )
-    device = resolve_device(cfg.device)  # the client's own machine: its GPU when it has one
+    # The client's own machine: its GPU when it has one (one the server's --device names may not exist
+    # here, and Ray shows a simulated client only the GPU share it was given), unless told to use the CPU.
+    device = resolve_device("cpu" if cfg.device == "cpu" else "auto")
     set_determinism(device)
     own = data.clients[client]
     shape = data.image_shape
@@ -182,10 +184,12 @@ def run_flower_simulation(cfg: RunConfig, workers: int = 2, verbose: bool = Fals
 
     if not verbose:
         logging.getLogger("flwr").setLevel(logging.WARNING)
+    # Ray hides GPUs from an actor given none: on a GPU run the clients share the server's GPU.
+    gpu_share = 1.0 / workers if resolve_device(cfg.device).type == "cuda" else 0.0
     backend = {
         # Ray on loopback only (it would bind the machine's address), no dashboard
         "init_args": {"num_cpus": workers, "include_dashboard": False, "_node_ip_address": "127.0.0.1"},
-        "client_resources": {"num_cpus": 1.0, "num_gpus": 0.0},
+        "client_resources": {"num_cpus": 1.0, "num_gpus": gpu_share},
     }
     out = Path(cfg.out) / "metrics.json"
     before = out.stat().st_mtime_ns if out.exists() else None
