@@ -28,7 +28,8 @@ def main() -> None:
         wall = time.perf_counter() - t0
         metrics = json.loads((out / "metrics.json").read_text())
     print(f"wall time: {wall:.1f} s (target < 180 s), peak RSS: {metrics['timing']['peak_rss_mb']:.0f} MiB")
-    print(f"phases: {json.dumps({k: round(v, 1) for k, v in metrics['timing'].items()})}")
+    phases = {k: round(v, 1) for k, v in metrics["timing"].items() if isinstance(v, (int, float))}
+    print(f"phases: {json.dumps(phases)} on {metrics['timing'].get('device', 'cpu')}")
 
 
 if __name__ == "__main__":
