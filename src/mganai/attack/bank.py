@@ -42,7 +42,8 @@ class RepresentativeBank:
     def client(self, k: int) -> tuple[Tensor, Tensor]:
         """All kept representatives of client k, oldest first: images [M, C, H, W] and classes [M]."""
         if not self.history[k]:
-            return torch.empty(0, *self.image_shape, device=self.device), torch.empty(0, dtype=torch.long, device=self.device)
+            empty = torch.empty(0, *self.image_shape, device=self.device)
+            return empty, torch.empty(0, dtype=torch.long, device=self.device)
         return torch.cat([x for x, _ in self.history[k]]), torch.cat([y for _, y in self.history[k]])
 
     def pool(self) -> tuple[Tensor, Tensor, Tensor]:
