@@ -5,14 +5,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mganai.fl.model import Params
+from mganai.fl.model import Params, params_device
 
 
 def weighted_mean(stacked: Params, weights: Tensor) -> Params:
     """Sum_k w_k u_k / Sum_k w_k over the leading (client) axis of every tensor."""
     if not stacked:
         return {}
-    w = weights.to(device=next(iter(stacked.values())).device, dtype=torch.float32)
+    w = weights.to(device=params_device(stacked), dtype=torch.float32)
     total = w.sum()
     return {k: torch.tensordot(w, v, dims=1) / total for k, v in stacked.items()}
 

@@ -74,6 +74,11 @@ def clone_params(params: Params) -> Params:
     return {k: v.clone() for k, v in params.items()}
 
 
+def params_device(params: Params) -> torch.device:
+    """Where a parameter dict lives (the device of its first tensor)."""
+    return next(iter(params.values())).device
+
+
 def flatten(params: Params) -> Tensor:
     """All parameters of one model as one vector (in name order)."""
     return torch.cat([params[k].reshape(-1) for k in sorted(params)])

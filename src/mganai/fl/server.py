@@ -28,7 +28,7 @@ from mganai.data.federated import FederatedDataset
 from mganai.fl.aggregate import apply_update, weighted_mean
 from mganai.fl.client import ENGINES, client_generator, make_plan
 from mganai.fl.faults import dropouts, screen_updates
-from mganai.fl.model import Params, clone_params
+from mganai.fl.model import Params, clone_params, params_device
 from mganai.fl.observers import ModelDispatcher, RoundObservation, ServerObserver, stacked_clone
 
 
@@ -70,7 +70,7 @@ def accuracy(model: nn.Module, params: Params, x: Tensor, y: Tensor, batch: int 
     """Share of samples the model classifies correctly (computed where `params` live)."""
     if len(y) == 0:
         return float("nan")
-    device = next(iter(params.values())).device
+    device = params_device(params)
     correct = 0
     for i in range(0, len(y), batch):
         logits = functional_call(model, params, (x[i : i + batch].to(device),))
@@ -107,7 +107,7 @@ class FedAvgSimulator:
         self.observers = list(observers)
         self.dispatcher = dispatcher
         self.train_step = ENGINES[cfg.engine]
-        device = next(iter(self.params.values())).device
+        device = params_device(self.params)
         self._train = [(c.x_train.to(device), c.y_train.to(device)) for c in data.clients]
         self._test = tuple(t.to(device) for t in data.heldout()[:2])
         self._sampler = torch.Generator().manual_seed(seed * 7 + 3)

@@ -33,7 +33,7 @@ from mganai.config import RunConfig, build_config, load_toml
 from mganai.data import FederatedDataset, load_dataset
 from mganai.device import resolve_device, set_determinism
 from mganai.fl.client import client_generator, make_plan, train_loop
-from mganai.fl.model import Params, SharedCNN
+from mganai.fl.model import Params, SharedCNN, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.server import FLResult, accuracy
 from mganai.flower.strategy import CLIENT_KEY, AuditStrategy, accuracy_fn, params_from_record, record_from_params
@@ -126,7 +126,7 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         dispatcher: ModelDispatcher | None,
         on_round: Callable[[int, float], None],
     ) -> FLResult:
-        device = next(iter(init.values())).device  # where run_audit put the model: the attack computes there
+        device = params_device(init)  # where run_audit put the model: the attack computes there
         x_test, y_test = (t.to(device) for t in data.heldout()[:2])
         n = data.num_clients
         strategy = AuditStrategy(
