@@ -512,6 +512,8 @@ def run_audit(
         metrics["oracle"] = {
             "heldout_identity_accuracy": oracle.heldout_identity_accuracy,
             "heldout_class_accuracy": oracle.heldout_class_accuracy,
+            "heldout_softened_identity_accuracy": oracle.heldout_softened_identity_accuracy,
+            "heldout_softened_class_accuracy": oracle.heldout_softened_class_accuracy,
         }
         t2 = time.perf_counter()
         classes = evaluation_classes(data.num_classes, cfg.eval.samples_per_class)

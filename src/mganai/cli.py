@@ -215,6 +215,7 @@ def _summary(metrics: dict[str, Any]) -> str:
         o = metrics["oracle"]
         lines.append(
             f"oracle held-out accuracy: identity {o['heldout_identity_accuracy']:.3f}, class {o['heldout_class_accuracy']:.3f}"
+            f" (softened images: {o['heldout_softened_identity_accuracy']:.3f}, {o['heldout_softened_class_accuracy']:.3f})"
         )
         lines.append(f"{'method':<17}{'identity':>9}{'class':>8}{'joint':>8}{'ssim(v)':>9}{'ssim(o)':>9}")
         for name, m in metrics["methods"].items():
