@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mganai.attack.representatives import total_variation
 from mganai.config import DataConfig
 from mganai.data import load_dataset
 from mganai.eval import oracle as oracle_module
 from mganai.eval.oracle import degrade, soften, train_oracle
-from mganai.attack.representatives import total_variation
 
 
 def test_soften_keeps_the_picture_and_drops_its_detail():
