@@ -120,10 +120,13 @@ def _train(data: FederatedDataset, seed: int, epochs: int, batch: int, device: t
             sched.step()
     oracle = Oracle(net, 0.0, 0.0)
     xt, yt, ot = data.heldout()
-    pid, pcls = oracle.predict(xt)
-    oracle.heldout_identity_accuracy = float((pid == ot).float().mean())
-    oracle.heldout_class_accuracy = float((pcls == yt).float().mean())
-    pid, pcls = oracle.predict(soften(xt, CHECK_FACTOR))
-    oracle.heldout_softened_identity_accuracy = float((pid == ot).float().mean())
-    oracle.heldout_softened_class_accuracy = float((pcls == yt).float().mean())
+    oracle.heldout_identity_accuracy, oracle.heldout_class_accuracy = _accuracies(oracle, xt, ot, yt)
+    softened = _accuracies(oracle, soften(xt, CHECK_FACTOR), ot, yt)
+    oracle.heldout_softened_identity_accuracy, oracle.heldout_softened_class_accuracy = softened
     return oracle
+
+
+def _accuracies(oracle: Oracle, x: Tensor, owner: Tensor, y: Tensor) -> tuple[float, float]:
+    """Shares of `x` whose client and whose class the oracle names right."""
+    pid, pcls = oracle.predict(x)
+    return float((pid == owner).float().mean()), float((pcls == y).float().mean())
