@@ -6,6 +6,8 @@ own training (about 95 s CPU for mganai-passive on the default digits instead of
 whole audit). Prints the oracle rates, NN-SSIM and diversity, writes a grid PNG.
 
     .venv/bin/python bench/gan_replay.py --method mganai-passive --set attack.class_weight=2 --png /tmp/x.png
+    .venv/bin/python bench/gan_replay.py --seed 0 --gan-seed 3      # the same trace, other GAN draws
+    .venv/bin/python bench/gan_replay.py --seed 0 --judge-representatives  # what the identity head learns from
 """
 
 from __future__ import annotations
@@ -66,9 +68,14 @@ def main() -> None:
     p.add_argument("--method", choices=sorted(RECIPES), default="mganai-passive")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--clients", type=int, default=10)
+    p.add_argument("--gan-seed", type=int, help="seed of the GAN alone (default: --seed); the trace stays --seed's")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="config overrides, e.g. attack.jitter=0")
     p.add_argument("--cache-dir", default="/tmp/mganai-gan-replay")
     p.add_argument("--png", help="where to write the grid")
+    p.add_argument(
+        "--judge-representatives", action="store_true",
+        help="instead of a GAN: how often the oracle names each client (and class) in its own representatives",
+    )
     args = p.parse_args()
     set_determinism()
     base = {"seed": args.seed, "data.clients": args.clients, "quiet": True}
@@ -86,9 +93,13 @@ def main() -> None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"obs": rec.observations, "added": rec.added, "final": fl.final_params, "oracle": oracle}, cache)
     saved = torch.load(cache, weights_only=False)  # our own cache file, written just above
+    if args.judge_representatives:
+        judge_representatives(saved)
+        return
     t0 = time.process_time()
     bank = CachedBank(saved["added"], model, shape, n, cfg.attack, cfg.seed)
-    gan = GanAttack(RECIPES[args.method], model, bank, c, n, cfg.attack.victim, shape, cfg.attack, cfg.seed)
+    gan_seed = cfg.seed if args.gan_seed is None else args.gan_seed
+    gan = GanAttack(RECIPES[args.method], model, bank, c, n, cfg.attack.victim, shape, cfg.attack, gan_seed)
     for obs in saved["obs"]:
         bank.observe(obs)
         gan.observe(obs)
@@ -102,6 +113,29 @@ def main() -> None:
     print(" ".join(f"{k}={x:.3f}" for k, x in scores.items()))
     if args.png:
         write_png(args.png, method_grid(data, v, comparison_client(data, v), samples, classes, 8))
+
+
+def judge_representatives(saved: dict) -> None:
+    """Per client, the oracle's verdict on the representatives of the bank's last `rep_pool_rounds` inversions.
+
+    The discriminator's identity head learns client identity from these images only: a client
+    the oracle cannot recognise in them is one the identity term cannot teach the generator.
+    """
+    rounds = sorted(saved["added"])[-build_config({}, {}).attack.rep_pool_rounds :]
+    by_client: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+    for r in rounds:
+        for k, reps, labels in saved["added"][r]:
+            by_client.setdefault(k, []).append((reps, labels))
+    rates = []
+    for k in sorted(by_client):
+        x, y = (torch.cat(t) for t in zip(*by_client[k]))
+        rate = oracle_rates(saved["oracle"], x, y, k)
+        pid, _ = saved["oracle"].predict(x)
+        named = torch.bincount(pid, minlength=len(by_client)).tolist()
+        who, cls = rate["victim_identity_rate"], rate["class_accuracy"]
+        print(f"client {k}: identity {who:.2f} class {cls:.2f}; named as each client: {named}")
+        rates.append(who)
+    print(f"mean identity {sum(rates) / len(rates):.3f} over {len(rates)} clients, {len(rounds)} inverted rounds")
 
 
 if __name__ == "__main__":
