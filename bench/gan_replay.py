@@ -94,7 +94,7 @@ def main() -> None:
         torch.save({"obs": rec.observations, "added": rec.added, "final": fl.final_params, "oracle": oracle}, cache)
     saved = torch.load(cache, weights_only=False)  # our own cache file, written just above
     if args.judge_representatives:
-        judge_representatives(saved)
+        judge_representatives(saved, dcfg.attack.rep_pool_rounds, n)
         return
     t0 = time.process_time()
     bank = CachedBank(saved["added"], model, shape, n, cfg.attack, cfg.seed)
@@ -115,13 +115,13 @@ def main() -> None:
         write_png(args.png, method_grid(data, v, comparison_client(data, v), samples, classes, 8))
 
 
-def judge_representatives(saved: dict) -> None:
-    """Per client, the oracle's verdict on the representatives of the bank's last `rep_pool_rounds` inversions.
+def judge_representatives(saved: dict, pool_rounds: int, clients: int) -> None:
+    """Per client, the oracle's verdict on the representatives of the bank's last `pool_rounds` inversions.
 
     The discriminator's identity head learns client identity from these images only: a client
     the oracle cannot recognise in them is one the identity term cannot teach the generator.
     """
-    rounds = sorted(saved["added"])[-build_config({}, {}).attack.rep_pool_rounds :]
+    rounds = sorted(saved["added"])[-pool_rounds:]
     by_client: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {}
     for r in rounds:
         for k, reps, labels in saved["added"][r]:
@@ -129,11 +129,10 @@ def judge_representatives(saved: dict) -> None:
     rates = []
     for k in sorted(by_client):
         x, y = (torch.cat(t) for t in zip(*by_client[k]))
-        rate = oracle_rates(saved["oracle"], x, y, k)
-        pid, _ = saved["oracle"].predict(x)
-        named = torch.bincount(pid, minlength=len(by_client)).tolist()
-        who, cls = rate["victim_identity_rate"], rate["class_accuracy"]
-        print(f"client {k}: identity {who:.2f} class {cls:.2f}; named as each client: {named}")
+        client, label = saved["oracle"].predict(x)
+        named = torch.bincount(client, minlength=clients)
+        who, cls = float(named[k]) / len(x), float((label == y).float().mean())
+        print(f"client {k}: identity {who:.2f} class {cls:.2f}; named as each client: {named.tolist()}")
         rates.append(who)
     print(f"mean identity {sum(rates) / len(rates):.3f} over {len(rates)} clients, {len(rounds)} inverted rounds")
 
