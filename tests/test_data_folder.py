@@ -43,9 +43,18 @@ def test_colour_images_give_three_channels_and_resolution_is_overridable(tmp_pat
     assert not torch.equal(data.clients[0].x_train[:, 0], data.clients[0].x_train[:, 2])
 
 
-def test_pgm_files_and_default_resolution_fits_the_images(tmp_path):
+def test_pgm_files_and_default_resolution_fits_the_images(tmp_path, capsys):
+    root = write_folder_tree(tmp_path / "users", {"u1": {"x": 3}, "u2": {"x": 3}}, size=(20, 24), suffix=".pgm")
+    assert _load(root).image_shape == (1, 28, 28)  # smallest of 16/28/32 >= 20
+    assert "--resolution 64" not in capsys.readouterr().err  # not shrunk: no hint
+
+
+def test_large_images_default_to_32_with_a_hint_and_64_on_request(tmp_path, capsys):
     root = write_folder_tree(tmp_path / "users", {"u1": {"x": 3}, "u2": {"x": 3}}, size=(50, 60), suffix=".pgm")
-    assert _load(root).image_shape == (1, 64, 64)  # smallest of 16/28/32/64 >= 50
+    assert _load(root).image_shape == (1, 32, 32)  # 64 would fit, but costs several times the CPU time
+    err = capsys.readouterr().err
+    assert "resized (centre-cropped) to 32x32" in err and "--resolution 64" in err
+    assert _load(root, resolution=64).image_shape == (1, 64, 64)
 
 
 def test_mixed_sizes_are_resized_with_a_notice(tmp_path, capsys):

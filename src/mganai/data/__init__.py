@@ -8,7 +8,7 @@
 | `mnist`, `fashion-mnist`, `emnist` (= `emnist-letters`), `emnist-digits`, `idx:DIR` | `data.clients` (+ styles) | 16 |
 | `cifar10` | `data.clients` (+ colour styles) | 32 |
 | `olivetti`, `att-faces` (scikit-learn copy), `att-faces:DIR` (s1..s40/*.pgm) | `faces_per_client` people each | 32 |
-| `folder:DIR` (DIR/<client>/<class>/<image>) | one per top-level folder | fits the images (16..64) |
+| `folder:DIR` (DIR/<client>/<class>/<image>) | one per top-level folder | fits the images (16..32; 64 on request) |
 """
 
 from __future__ import annotations

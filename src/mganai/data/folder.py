@@ -4,7 +4,8 @@ Clients are numbered in sorted folder-name order and keep their folder name;
 classes are the sorted union of the class-folder names. Images may be PNG, JPEG,
 PGM/PPM or BMP, grey or colour, any size: non-square images are centre-cropped,
 everything is resized to one square resolution (by default the smallest of
-16/28/32/64 that is at least the images' median side), and the data is grey
+16/28/32 that is at least the images' median side, so 32 for larger
+images: 64 costs several times the CPU time), and the data is grey
 (1 channel) when every image is grey, else RGB.
 """
 
@@ -81,16 +82,19 @@ def load_folder(root: str | Path, resolution: int, seed: int, holdout: float, ma
         arrays = [read_image(p) for p in paths]
         sizes.update((a.shape[1], a.shape[0]) for a in arrays)
         raw.append((name, arrays, labels))
-    side = resolution or fitting_resolution([min(w, h) for (w, h), n in sizes.items() for _ in range(n)])
+    shorter = [min(w, h) for (w, h), n in sizes.items() for _ in range(n)]
+    side = resolution or fitting_resolution(shorter)
+    capped = not resolution and int(np.median(shorter)) > side
+    hint = " (the default, for CPU time; --resolution 64 keeps more detail at a higher cost)" if capped else ""
     if len(sizes) > 1:
         listed = ", ".join(f"{w}x{h} ({n})" for (w, h), n in sizes.most_common(3))
         notice(
             f"images in {root} have {len(sizes)} different sizes ({listed}{', ...' if len(sizes) > 3 else ''}); "
-            f"all are centre-cropped to square and resized to {side}x{side}"
+            f"all are centre-cropped to square and resized to {side}x{side}{hint}"
         )
     elif next(iter(sizes)) != (side, side):
         w, h = next(iter(sizes))
-        notice(f"images in {root} are {w}x{h}; resized{' (centre-cropped)' if w != h else ''} to {side}x{side}")
+        notice(f"images in {root} are {w}x{h}; resized{' (centre-cropped)' if w != h else ''} to {side}x{side}{hint}")
     tensors = [to_tensor(arrays, side) for _, arrays, _ in raw]
     grey = all(is_grey(x) for x in tensors)
     clients = []
