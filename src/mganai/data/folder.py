@@ -82,9 +82,9 @@ def load_folder(root: str | Path, resolution: int, seed: int, holdout: float, ma
         arrays = [read_image(p) for p in paths]
         sizes.update((a.shape[1], a.shape[0]) for a in arrays)
         raw.append((name, arrays, labels))
-    shorter = [min(w, h) for (w, h), n in sizes.items() for _ in range(n)]
-    side = resolution or fitting_resolution(shorter)
-    capped = not resolution and int(np.median(shorter)) > side
+    median_side = int(np.median([min(w, h) for (w, h), n in sizes.items() for _ in range(n)]))
+    side = resolution or fitting_resolution(median_side)
+    capped = not resolution and median_side > side
     hint = " (the default, for CPU time; --resolution 64 keeps more detail at a higher cost)" if capped else ""
     if len(sizes) > 1:
         listed = ", ".join(f"{w}x{h} ({n})" for (w, h), n in sizes.most_common(3))

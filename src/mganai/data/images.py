@@ -63,10 +63,9 @@ def resize_square(x: Tensor, side: int) -> Tensor:
 DEFAULT_MAX_SIDE = 32
 
 
-def fitting_resolution(sides: list[int]) -> int:
+def fitting_resolution(median_side: int) -> int:
     """The smallest supported resolution at least the images' median (shorter) side, at most DEFAULT_MAX_SIDE."""
-    median = int(np.median(sides)) if sides else DEFAULT_MAX_SIDE
-    return next((r for r in RESOLUTIONS if r >= median and r <= DEFAULT_MAX_SIDE), DEFAULT_MAX_SIDE)
+    return next((r for r in RESOLUTIONS if median_side <= r <= DEFAULT_MAX_SIDE), DEFAULT_MAX_SIDE)
 
 
 def is_grey(x: Tensor) -> bool:
