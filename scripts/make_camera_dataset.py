@@ -65,7 +65,8 @@ def main() -> None:
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(args.per_class):
                 item = Image.fromarray(x[pool.pop(), 0]).resize((SIDE, SIDE), Image.BILINEAR)
-                shoot(np.asarray(item) / 255.0, camera, rng, vignette).save(folder / f"{i:03d}.jpg", quality=camera["quality"])
+                photo = shoot(np.asarray(item) / 255.0, camera, rng, vignette)
+                photo.save(folder / f"{i:03d}.jpg", quality=camera["quality"])
     print(f"wrote {sum(1 for _ in args.out.rglob('*.jpg'))} images of {args.clients} cameras to {args.out}")
 
 
