@@ -73,7 +73,8 @@ def main() -> None:
     p.add_argument("--cache-dir", default="/tmp/mganai-gan-replay")
     p.add_argument("--png", help="where to write the grid")
     p.add_argument(
-        "--judge-representatives", action="store_true",
+        "--judge-representatives",
+        action="store_true",
         help="instead of a GAN: how often the oracle names each client (and class) in its own representatives",
     )
     args = p.parse_args()

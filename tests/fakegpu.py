@@ -49,8 +49,15 @@ class OnFakeGpu(torch.Tensor):
     @staticmethod
     def __new__(cls, elem: torch.Tensor, requires_grad: bool = False) -> OnFakeGpu:
         r = torch.Tensor._make_wrapper_subclass(  # type: ignore[attr-defined]
-            cls, elem.size(), strides=elem.stride(), storage_offset=elem.storage_offset(),
-            dtype=elem.dtype, layout=elem.layout, device=FAKE, requires_grad=requires_grad)
+            cls,
+            elem.size(),
+            strides=elem.stride(),
+            storage_offset=elem.storage_offset(),
+            dtype=elem.dtype,
+            layout=elem.layout,
+            device=FAKE,
+            requires_grad=requires_grad,
+        )
         r.elem = elem.detach() if isinstance(elem, torch.nn.Parameter) else elem
         return r
 
@@ -174,10 +181,16 @@ def main(out: str) -> None:
     cfg = build_config(tomllib.loads(TINY_AUDIT), {"device": "cuda", "out": out, "quiet": True})
     torch.set_num_threads(2)  # the side-by-side path, with the GANs on threads of their own
     metrics = mganai.audit.run_audit(cfg, Path(out))
-    print(json.dumps({
-        "canary_caught": caught, "device_ops": DEVICE_OPS[0], "device": metrics["timing"]["device"],
-        "problems": [f"{n} x {kind}: {func} at {where}" for (kind, func, where), n in PROBLEMS.items()],
-    }))
+    print(
+        json.dumps(
+            {
+                "canary_caught": caught,
+                "device_ops": DEVICE_OPS[0],
+                "device": metrics["timing"]["device"],
+                "problems": [f"{n} x {kind}: {func} at {where}" for (kind, func, where), n in PROBLEMS.items()],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

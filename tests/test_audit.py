@@ -10,9 +10,9 @@ from PIL import Image
 from pytorch_msssim import ssim
 
 from mganai.cli import main
-from tinyrun import TINY_AUDIT
 from mganai.config import ALL_METHODS
 from mganai.eval import metrics
+from tinyrun import TINY_AUDIT
 
 TINY = TINY_AUDIT.replace("rounds = 4", "rounds = 3")
 
@@ -63,10 +63,12 @@ def test_nearest_ssim_is_the_best_pair_per_sample(monkeypatch):
     gen = torch.Generator().manual_seed(3)
     reference = torch.rand(7, 1, 16, 16, generator=gen) * 2 - 1
     samples = torch.cat([reference[4:5], torch.rand(4, 1, 16, 16, generator=gen) * 2 - 1])
-    want = torch.stack([
-        ssim((s + 1).expand_as(reference), reference + 1, data_range=2.0, size_average=False, win_size=7).max()
-        for s in samples
-    ])
+    want = torch.stack(
+        [
+            ssim((s + 1).expand_as(reference), reference + 1, data_range=2.0, size_average=False, win_size=7).max()
+            for s in samples
+        ]
+    )
     got = metrics.nearest_ssim(samples, reference)
     assert torch.allclose(got, want, atol=1e-6)
     assert got[0] == pytest.approx(1.0, abs=1e-5)  # an exact copy of a reference image

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from datafixtures import write_folder_tree, write_image
 
+from datafixtures import write_folder_tree, write_image
 from mganai.cli import main
 from mganai.config import ConfigError, DataConfig
 from mganai.data import DataError, load_dataset, resolve_victim

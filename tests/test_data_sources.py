@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from datafixtures import class_images, idx_bytes, write_idx, write_idx_dir
 
+from datafixtures import class_images, idx_bytes, write_idx, write_idx_dir
 from mganai.config import ConfigError, DataConfig, build_config
 from mganai.data import DataError, load_dataset
 from mganai.data import downloads as dl

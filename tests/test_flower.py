@@ -15,18 +15,18 @@ import torch
 
 pytest.importorskip("flwr", reason="Flower is not installed: pip install -e '.[flower]' (make test installs it)")
 
-from flwr.app import ConfigRecord, Message, RecordDict  # noqa: E402
-from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
+from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
 
-from mganai.attack.active import VictimIsolation  # noqa: E402
-from mganai.cli import main  # noqa: E402
-from mganai.config import build_config  # noqa: E402
-from mganai.data import load_dataset  # noqa: E402
-from mganai.fl.model import SharedCNN, params_of, seeded  # noqa: E402
-from mganai.fl.observers import RoundObservation  # noqa: E402
-from mganai.fl.server import FedAvgSimulator  # noqa: E402
-from mganai.flower.app import config_from_run_config, train_reply  # noqa: E402
-from mganai.flower.strategy import AuditStrategy, params_from_record, record_from_params  # noqa: E402
+from mganai.attack.active import VictimIsolation
+from mganai.cli import main
+from mganai.config import build_config
+from mganai.data import load_dataset
+from mganai.fl.model import SharedCNN, params_of, seeded
+from mganai.fl.observers import RoundObservation
+from mganai.fl.server import FedAvgSimulator
+from mganai.flower.app import config_from_run_config, train_reply
+from mganai.flower.strategy import AuditStrategy, params_from_record, record_from_params
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = """
@@ -116,8 +116,10 @@ def test_strategy_shows_the_simulators_rounds_and_isolates_the_victim(task_ident
     # round 2 on: the victim's node got its own record, the others share the shared model's
     victim_node, others = 503, [501, 502]
     assert sent[1][victim_node] is not sent[1][others[0]] and sent[1][others[0]] is sent[1][others[1]]
-    assert not torch.equal(params_from_record(sent[2][victim_node]["arrays"])["classifier.weight"],
-                           params_from_record(sent[2][others[0]]["arrays"])["classifier.weight"])
+    assert not torch.equal(
+        params_from_record(sent[2][victim_node]["arrays"])["classifier.weight"],
+        params_from_record(sent[2][others[0]]["arrays"])["classifier.weight"],
+    )
 
 
 def test_strategy_refuses_replies_without_a_client_id(task_identity) -> None:
@@ -157,8 +159,9 @@ def test_strategy_rejects_a_nan_reply_like_the_simulator(task_identity, capsys) 
     shape = data.image_shape
     init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
     seen = Recorder()
-    strategy = AuditStrategy([seen], fraction_evaluate=0.0, min_available_nodes=3,
-                             max_update_norm=cfg.fl.max_update_norm)
+    strategy = AuditStrategy(
+        [seen], fraction_evaluate=0.0, min_available_nodes=3, max_update_norm=cfg.fl.max_update_norm
+    )
     client_of = {501: 2, 502: 0, 503: 1}
     arrays = record_from_params(init)
     for r in (1, 2):
@@ -205,8 +208,21 @@ def _metrics(path: Path) -> dict:
 def test_flower_sim_writes_the_same_audit_as_the_simulator(tmp_path: Path, capsys) -> None:
     conf = tmp_path / "tiny.toml"
     conf.write_text(TINY)
-    common = ["--config", str(conf), "--clients", "3", "--rounds", "2", "--local-epochs", "1", "--seed", "5",
-              "--methods", "mganai-passive,mganai-active", "--quiet"]
+    common = [
+        "--config",
+        str(conf),
+        "--clients",
+        "3",
+        "--rounds",
+        "2",
+        "--local-epochs",
+        "1",
+        "--seed",
+        "5",
+        "--methods",
+        "mganai-passive,mganai-active",
+        "--quiet",
+    ]
     assert main(["flower-sim", *common, "--out", str(tmp_path / "flower")]) == 0
     assert main(["run", *common, "--engine", "loop", "--out", str(tmp_path / "sim")]) == 0
     flower, sim = _metrics(tmp_path / "flower"), _metrics(tmp_path / "sim")
@@ -226,9 +242,23 @@ def test_flower_sim_writes_the_same_audit_as_the_simulator(tmp_path: Path, capsy
 def test_loopback_deployment(tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples/flower/deploy_loopback.py"), "--nodes", "2", "--rounds", "2",
-         "--methods", "mganai-passive", "--out", str(out), "--timeout", "240"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "examples/flower/deploy_loopback.py"),
+            "--nodes",
+            "2",
+            "--rounds",
+            "2",
+            "--methods",
+            "mganai-passive",
+            "--out",
+            str(out),
+            "--timeout",
+            "240",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout[: done.stdout.rindex("}") + 1])

@@ -17,13 +17,15 @@ import torch
 import mganai.cli as cli
 from mganai import checkpoint
 from mganai.cli import main
-from tinyrun import TINY_AUDIT, run_cli
 from mganai.data.federated import ClientData, FederatedDataset
 from mganai.fl.faults import dropouts, screen_updates, update_norms
 from mganai.fl.observers import RoundObservation
 from mganai.fl.server import FedAvgSimulator
+from tinyrun import TINY_AUDIT, run_cli
 
-TINY = TINY_AUDIT.replace("batch_size = 32", "batch_size = 32\ndropout = 0.25").replace("curve_samples_per_class = 2\n", "")
+TINY = TINY_AUDIT.replace("batch_size = 32", "batch_size = 32\ndropout = 0.25").replace(
+    "curve_samples_per_class = 2\n", ""
+)
 FL_ONLY = ["run", "--rounds", "2", "--clients", "3", "--methods", "none", "--quiet"]
 
 
@@ -83,8 +85,9 @@ def test_nan_update_is_kept_out_of_fedavg_and_the_attack(poisoned, model, init_p
     assert result.absent_rounds(2) == [0, 1, 2] and result.absent_rounds(0) == []
 
 
-def test_fedavg_with_a_rejected_client_equals_fedavg_without_it(small_fed, poisoned, model, init_params, fl_cfg,
-                                                                 monkeypatch):
+def test_fedavg_with_a_rejected_client_equals_fedavg_without_it(
+    small_fed, poisoned, model, init_params, fl_cfg, monkeypatch
+):
     """Rejection removes the client from the weighted mean exactly: the same model as if it had dropped out."""
     import mganai.fl.server as server
 
@@ -170,8 +173,9 @@ def test_audit_with_a_nan_client_and_dropouts_counts_them_and_stays_finite(tmp_p
     monkeypatch.setattr(audit, "load_dataset", load)
     monkeypatch.setattr(server, "ENGINES", {k: faulty(v) for k, v in server.ENGINES.items()})
     out = tmp_path / "out"
-    code, stdout, err = run_cli(["run", "--config", str(tmp_path / "tiny.toml"), "--dropout", "0.4", "--out", str(out),
-                              "--quiet"])
+    code, stdout, err = run_cli(
+        ["run", "--config", str(tmp_path / "tiny.toml"), "--dropout", "0.4", "--out", str(out), "--quiet"]
+    )
     torch.use_deterministic_algorithms(False)
     assert code == 0, err
     m = json.loads((out / "metrics.json").read_text())
@@ -344,8 +348,19 @@ def test_sigterm_to_a_real_process_then_resume(runs, tmp_path):
     root, _ = runs
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "mganai", "run", "--config", str(root / "tiny.toml"), "--out", str(out), "--quiet",
-           "--checkpoint-every", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mganai",
+        "run",
+        "--config",
+        str(root / "tiny.toml"),
+        "--out",
+        str(out),
+        "--quiet",
+        "--checkpoint-every",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 240
     while not (out / "checkpoint.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -355,8 +370,14 @@ def test_sigterm_to_a_real_process_then_resume(runs, tmp_path):
     assert proc.returncode == 143, err
     assert len(err.strip().splitlines()) == 1 and err.startswith("mganai: interrupted by SIGTERM") and "--resume" in err
     assert not (out / "metrics.json").exists()
-    resumed = subprocess.run([sys.executable, "-m", "mganai", "run", "--resume", str(out), "--quiet"],
-                             capture_output=True, text=True, env=env, timeout=240, check=False)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "mganai", "run", "--resume", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
+    )
     assert resumed.returncode == 0, resumed.stderr
     _assert_samerun_cli(root / "whole", out)
 
@@ -434,8 +455,9 @@ def test_resume_with_other_settings_is_refused(runs, interrupted):
     line = _one_error_line(*run_cli(["run", "--resume", str(interrupted), "--rounds", "5"])[::2])
     assert "fl.rounds is 5 now but 4 in the checkpoint" in line
     # the same settings again (file and flags) are fine to repeat: only differences are refused
-    line = _one_error_line(*run_cli(["run", "--resume", str(interrupted), "--config", str(root / "tiny.toml"),
-                                  "--seed", "4"])[::2])
+    line = _one_error_line(
+        *run_cli(["run", "--resume", str(interrupted), "--config", str(root / "tiny.toml"), "--seed", "4"])[::2]
+    )
     assert "seed is 4 now but 3" in line
     assert (interrupted / "checkpoint.pt").read_bytes() == before
 

@@ -142,7 +142,9 @@ def flwr(args: list[str], env: dict[str, str], timeout: float) -> str:
     """Run the `flwr` CLI and return its stdout (raises on a non-zero exit)."""
     done = subprocess.run([str(BIN / "flwr"), *args], env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError(f"flwr {' '.join(args)} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+        raise RuntimeError(
+            f"flwr {' '.join(args)} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}"
+        )
     return done.stdout
 
 
@@ -172,27 +174,47 @@ def deploy(nodes: int, rounds: int, out: Path, methods: str, timeout: float, log
 
     def start(name: str, cmd: list[str]) -> None:
         log = open(logs / f"{name}.log", "wb")
-        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home, start_new_session=True))
+        procs.append(
+            subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home, start_new_session=True)
+        )
 
     try:
         start(
             "superlink",
-            [str(BIN / "flower-superlink"), "--insecure", "--host", "127.0.0.1", "--port", str(link_port),
-             "--disable-runtime-dependency-installation"],
+            [
+                str(BIN / "flower-superlink"),
+                "--insecure",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(link_port),
+                "--disable-runtime-dependency-installation",
+            ],
         )
         wait_port(link_port, deadline, procs[0])
         for k in range(nodes):
             start(
                 f"supernode-{k}",
-                [str(BIN / "flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{link_port}",
-                 "--host", "127.0.0.1", "--port", str(free_port()),
-                 "--node-config", f"partition-id={k} num-partitions={nodes}"],
+                [
+                    str(BIN / "flower-supernode"),
+                    "--insecure",
+                    "--superlink",
+                    f"127.0.0.1:{link_port}",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(free_port()),
+                    "--node-config",
+                    f"partition-id={k} num-partitions={nodes}",
+                ],
             )
         run_config = (
             f"config-file='{smoke}' out='{out}' data.clients={nodes} fl.rounds={rounds} "
             f"fl.local_epochs=1 attack.methods='{methods}' quiet=true"
         )
-        started = last_json(flwr(["run", str(APP_DIR), "loopback", "--run-config", run_config, "--format", "json"], env, 120))
+        started = last_json(
+            flwr(["run", str(APP_DIR), "loopback", "--run-config", run_config, "--format", "json"], env, 120)
+        )
         if not started.get("success") or not started.get("run-id"):
             raise RuntimeError(f"flwr run did not start a run: {started}")
         run_id = started["run-id"]
@@ -213,8 +235,11 @@ def deploy(nodes: int, rounds: int, out: Path, methods: str, timeout: float, log
         if exposed:
             raise RuntimeError(f"processes listened beyond loopback: {exposed}")
         metrics = json.loads((out / "metrics.json").read_text())
-        summary["metrics"] = {"fl_test_accuracy": metrics["fl"]["test_accuracy"], "runtime": metrics["fl"]["runtime"],
-                              "methods": metrics.get("methods", {})}
+        summary["metrics"] = {
+            "fl_test_accuracy": metrics["fl"]["test_accuracy"],
+            "runtime": metrics["fl"]["runtime"],
+            "methods": metrics.get("methods", {}),
+        }
         for name in metrics.get("methods", {}):
             if not (out / f"{name}.png").is_file():
                 raise RuntimeError(f"no reconstructions image {out / name}.png")
@@ -231,8 +256,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description="Run the mganai Flower app on a loopback SuperLink + N SuperNodes.")
     p.add_argument("--nodes", type=int, default=3, help="SuperNodes = FL clients (default 3)")
     p.add_argument("--rounds", type=int, default=3, help="FL rounds (default 3)")
-    p.add_argument("--methods", default="mganai-passive,mganai-active", help="attack methods (default passive + active)")
-    p.add_argument("--out", type=Path, default=Path("runs/flower-loopback"), help="where the ServerApp writes metrics.json")
+    p.add_argument(
+        "--methods", default="mganai-passive,mganai-active", help="attack methods (default passive + active)"
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("runs/flower-loopback"), help="where the ServerApp writes metrics.json"
+    )
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds (default 600)")
     p.add_argument("--logs", type=Path, help="directory for the processes' logs (default OUT/logs)")
     a = p.parse_args()
@@ -246,7 +275,9 @@ def main() -> int:
         print(f"deploy_loopback: error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))
-    print(f"deploy_loopback: ok: {a.nodes} SuperNodes, {a.rounds} rounds, run {summary['run_id']} completed, outputs in {out}")
+    print(
+        f"deploy_loopback: ok: {a.nodes} SuperNodes, {a.rounds} rounds, run {summary['run_id']} completed, outputs in {out}"
+    )
     return 0
 
 

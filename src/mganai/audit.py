@@ -29,12 +29,12 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
+from mganai import checkpoint
 from mganai.attack.active import VictimIsolation
 from mganai.attack.bank import RepresentativeBank
 from mganai.attack.concurrent import ConcurrentGans
 from mganai.attack.gan import CLASS_GAN, MGANAI, NO_IDENTITY, GanAttack
 from mganai.attack.replay import RepresentativeReplay
-from mganai import checkpoint
 from mganai.config import RunConfig
 from mganai.data import FederatedDataset, check_victim, load_dataset
 from mganai.device import resolve_device, set_determinism
@@ -67,7 +67,9 @@ class Trace:
     victim_global_accuracy: float = float("nan")  # the victim's model on every client's held-out data
     seconds: float = 0.0
     bank: RepresentativeBank | None = None
-    objects: dict[str, Any] = field(default_factory=dict)  # what a checkpoint keeps of the attack (`TraceSetup.stateful`)
+    objects: dict[str, Any] = field(
+        default_factory=dict
+    )  # what a checkpoint keeps of the attack (`TraceSetup.stateful`)
 
 
 @dataclass
@@ -112,7 +114,12 @@ def _progress(cfg: RunConfig, label: str) -> tuple[Callable[[int, float], None],
 # (model, initial params, data, config, observers, dispatcher, on_round) -> the FL run
 FLRunner = Callable[
     [
-        nn.Module, Params, FederatedDataset, RunConfig, list[ServerObserver], ModelDispatcher | None,
+        nn.Module,
+        Params,
+        FederatedDataset,
+        RunConfig,
+        list[ServerObserver],
+        ModelDispatcher | None,
         Callable[[int, float], None],
     ],
     FLResult,
@@ -225,8 +232,11 @@ def close_trace(cfg: RunConfig, data: FederatedDataset, setup: TraceSetup, fl: F
     victim_params = isolation.isolated if isolation and isolation.isolated is not None else fl.final_params
     heldout = data.heldout()
     trace = Trace(
-        fl, setup.samplers, accuracy(setup.model, victim_params, victim.x_test, victim.y_test),
-        accuracy(setup.model, victim_params, heldout[0], heldout[1]), bank=setup.bank,
+        fl,
+        setup.samplers,
+        accuracy(setup.model, victim_params, victim.x_test, victim.y_test),
+        accuracy(setup.model, victim_params, heldout[0], heldout[1]),
+        bank=setup.bank,
     )
     trace.objects = setup.stateful()
     trace.seconds = time.perf_counter() - start
@@ -234,7 +244,10 @@ def close_trace(cfg: RunConfig, data: FederatedDataset, setup: TraceSetup, fl: F
 
 
 def run_side_by_side(
-    cfg: RunConfig, data: FederatedDataset, passive: list[str], probes: list[CurveProbe | None],
+    cfg: RunConfig,
+    data: FederatedDataset,
+    passive: list[str],
+    probes: list[CurveProbe | None],
     ckpt: AuditCheckpoints | None,
 ) -> tuple[Trace, Trace]:
     """The passive and the active trace at once, round by round, each on one CPU thread (the passive trace's
@@ -337,8 +350,9 @@ class AuditCheckpoints:
         stop, every = self.control.stop(), self.control.checkpoint_every
         if stop or (every and (t + 1) % every == 0):
             current = {name: self._current(*state) for name, state in zip(SIDES, zip(sims, results, setups))}
-            checkpoint.save(self.path, {"config": self.cfg.to_dict(), "phase": "both", "current": current,
-                                        **self.common})
+            checkpoint.save(
+                self.path, {"config": self.cfg.to_dict(), "phase": "both", "current": current, **self.common}
+            )
         if stop:
             raise RunInterrupted(stop, self.path, f"round {t + 1} of {self.cfg.fl.rounds} of both FL traces")
 
@@ -387,22 +401,33 @@ def load_objects(objects: dict[str, Any], states: dict[str, Any]) -> None:
         checkpoint.restore(obj, states[k])
 
 
-def restore_trace(cfg: RunConfig, data: FederatedDataset, methods: list[str], probe: CurveProbe | None,
-                  saved: dict[str, Any]) -> Trace:
+def restore_trace(
+    cfg: RunConfig, data: FederatedDataset, methods: list[str], probe: CurveProbe | None, saved: dict[str, Any]
+) -> Trace:
     """The finished passive trace, from a checkpoint: nothing is retrained."""
     setup = setup_trace(cfg, data, methods, False, probe)
     load_objects(setup.stateful(), saved["objects"])
     fl = FLResult.from_state_dict(saved["fl"])
-    trace = Trace(fl, setup.samplers, float(saved["victim_accuracy"]), float(saved["victim_global_accuracy"]),
-                  float(saved["seconds"]), setup.bank)
+    trace = Trace(
+        fl,
+        setup.samplers,
+        float(saved["victim_accuracy"]),
+        float(saved["victim_global_accuracy"]),
+        float(saved["seconds"]),
+        setup.bank,
+    )
     trace.objects = setup.stateful()
     return trace
 
 
 def trace_state(trace: Trace) -> dict[str, Any]:
-    return {"fl": trace.fl.state_dict(), "victim_accuracy": trace.victim_accuracy,
-            "victim_global_accuracy": trace.victim_global_accuracy, "seconds": trace.seconds,
-            "objects": {k: checkpoint.capture(o) for k, o in trace.objects.items()}}
+    return {
+        "fl": trace.fl.state_dict(),
+        "victim_accuracy": trace.victim_accuracy,
+        "victim_global_accuracy": trace.victim_global_accuracy,
+        "seconds": trace.seconds,
+        "objects": {k: checkpoint.capture(o) for k, o in trace.objects.items()},
+    }
 
 
 def restore_oracle(data: FederatedDataset, state: dict[str, Any], device: torch.device) -> Oracle:
@@ -474,16 +499,27 @@ def run_audit(
     if oracle is not None and cfg.eval.curve_every > 0:
         probes = [_probe(cfg, data, oracle) for _ in range(2)]  # one per FL trace
     # Both traces at once when there are two cores to share (our simulator only); a resumed run keeps its mode.
-    together = "mganai-active" in methods and bool(passive) and run_fl is simulate and (
-        saved["phase"] == "both" if saved is not None else torch.get_num_threads() > 1)
+    together = (
+        "mganai-active" in methods
+        and bool(passive)
+        and run_fl is simulate
+        and (saved["phase"] == "both" if saved is not None else torch.get_num_threads() > 1)
+    )
     if together:
         base, active_trace = run_side_by_side(cfg, data, passive, probes, ckpt)
         timing["fl_and_attacks_side_by_side_s"] = base.seconds
     elif saved is not None and saved["phase"] == "active":
         base = _checked(ckpt, lambda: restore_trace(cfg, data, passive, probes[0], saved["passive"]))
     else:
-        base = run_trace(cfg, data, passive, active=False, run_fl=run_fl, probe=probes[0],
-                         phase=ckpt.phase("passive") if ckpt else None)
+        base = run_trace(
+            cfg,
+            data,
+            passive,
+            active=False,
+            run_fl=run_fl,
+            probe=probes[0],
+            phase=ckpt.phase("passive") if ckpt else None,
+        )
         timing["fl_and_passive_attacks_s"] = base.seconds
     traces = {m: base for m in passive}
     if together:
@@ -492,8 +528,9 @@ def run_audit(
         if ckpt is not None:
             ckpt.common["passive"] = trace_state(base)
             ckpt.stop_before("active")
-        traces["mganai-active"] = run_trace(cfg, data, [], active=True, run_fl=run_fl, probe=probes[1],
-                                            phase=ckpt.phase("active") if ckpt else None)
+        traces["mganai-active"] = run_trace(
+            cfg, data, [], active=True, run_fl=run_fl, probe=probes[1], phase=ckpt.phase("active") if ckpt else None
+        )
         timing["fl_and_active_attack_s"] = traces["mganai-active"].seconds
     metrics: dict[str, Any] = {
         "fl": {
@@ -584,8 +621,15 @@ def describe(data: FederatedDataset) -> dict[str, Any]:
 def _probe(cfg: RunConfig, data: FederatedDataset, oracle: Oracle) -> CurveProbe:
     """Scores every method on a small fixed request every `eval.curve_every` rounds."""
     e = cfg.eval
-    return CurveProbe(oracle, cfg.attack.victim, data.num_classes, e.curve_samples_per_class, cfg.seed + 777,
-                      e.curve_every, cfg.fl.rounds)
+    return CurveProbe(
+        oracle,
+        cfg.attack.victim,
+        data.num_classes,
+        e.curve_samples_per_class,
+        cfg.seed + 777,
+        e.curve_every,
+        cfg.fl.rounds,
+    )
 
 
 def comparison_client(data: FederatedDataset, victim: int) -> int:

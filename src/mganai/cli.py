@@ -120,7 +120,9 @@ def _add_audit_flags(run: argparse.ArgumentParser) -> None:
         "olivetti, att-faces[:DIR] (s1..s40/*.pgm), idx:DIR (IDX files), folder:DIR (DIR/<client>/<class>/<image>)",
     )
     run.add_argument("--clients", type=int, help="number of FL clients N (default 10; folder:, faces: their own)")
-    run.add_argument("--partition", choices=["iid", "dirichlet"], help="how classes are split over clients (default iid)")
+    run.add_argument(
+        "--partition", choices=["iid", "dirichlet"], help="how classes are split over clients (default iid)"
+    )
     run.add_argument("--alpha", type=float, help="Dirichlet concentration for --partition dirichlet (default 0.5)")
     run.add_argument(
         "--resolution",
@@ -258,7 +260,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     out = Path(cfg.out)
     if saved is None:
-        (out / FILENAME).unlink(missing_ok=True)  # --overwrite: a stale checkpoint of an earlier run must not be resumed
+        (out / FILENAME).unlink(
+            missing_ok=True
+        )  # --overwrite: a stale checkpoint of an earlier run must not be resumed
     stop = _StopRequest()
     control = RunControl(checkpoint_every=args.checkpoint_every, resume=saved, stop=stop)
     try:
@@ -365,7 +369,9 @@ def cmd_flower_sim(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if cfg.fl.dropout > 0:
-        raise ConfigError("fl.dropout is simulated by 'mganai run' only (Flower's clients drop out for real); set it to 0")
+        raise ConfigError(
+            "fl.dropout is simulated by 'mganai run' only (Flower's clients drop out for real); set it to 0"
+        )
     from mganai.device import resolve_device
 
     resolve_device(cfg.device)

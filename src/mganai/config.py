@@ -233,17 +233,27 @@ def validate(cfg: RunConfig) -> None:
     if has_natural_clients(d.dataset):  # the client count is known once the data is read (mganai.data.check_victim)
         _check(a.victim >= 0, f"attack.victim must be >= 0, got {a.victim}")
     else:
-        _check(0 <= a.victim < d.clients, f"attack.victim must be in 0..{d.clients - 1} (clients={d.clients}), got {a.victim}")
+        _check(
+            0 <= a.victim < d.clients,
+            f"attack.victim must be in 0..{d.clients - 1} (clients={d.clients}), got {a.victim}",
+        )
     unknown = [m for m in a.methods if m not in ALL_METHODS + ("none",)]
-    _check(not unknown, f"attack.methods: unknown method {', '.join(unknown)!r} (allowed: none, {', '.join(ALL_METHODS)})")
+    _check(
+        not unknown, f"attack.methods: unknown method {', '.join(unknown)!r} (allowed: none, {', '.join(ALL_METHODS)})"
+    )
     _check(bool(a.methods), f"attack.methods must name at least one method (allowed: none, {', '.join(ALL_METHODS)})")
-    _check("none" not in a.methods or a.methods == ["none"], "attack.methods: 'none' cannot be combined with other methods")
+    _check(
+        "none" not in a.methods or a.methods == ["none"], "attack.methods: 'none' cannot be combined with other methods"
+    )
     for name in ("reps_per_client", "inversion_steps", "gan_batch", "noise_dim", "rep_pool_rounds", "match_batch"):
         _check(getattr(a, name) >= 1, f"attack.{name} must be at least 1, got {getattr(a, name)}")
     _check(a.match_clients >= 0, f"attack.match_clients must be >= 0 (0: all clients), got {a.match_clients}")
     _check(a.isolation_rebase_every >= 0, f"attack.isolation_rebase_every must be >= 0, got {a.isolation_rebase_every}")
     _check(a.invert_every >= 1, f"attack.invert_every must be at least 1, got {a.invert_every}")
-    _check(a.ensemble_size >= 0, f"attack.ensemble_size must be >= 0 (0: every client's local model), got {a.ensemble_size}")
+    _check(
+        a.ensemble_size >= 0,
+        f"attack.ensemble_size must be >= 0 (0: every client's local model), got {a.ensemble_size}",
+    )
     for name in ("gan_steps_per_round", "gan_final_steps", "start_round", "jitter"):
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     for name in ("inversion_lr", "gan_lr"):
@@ -259,4 +269,7 @@ def validate(cfg: RunConfig) -> None:
         1 <= e.oracle_seed_offset < 2**31,
         f"eval.oracle_seed_offset must be in 1..{2**31 - 1} (the oracle's seed is never the run's), got {e.oracle_seed_offset}",
     )
-    _check(e.curve_samples_per_class >= 1, f"eval.curve_samples_per_class must be at least 1, got {e.curve_samples_per_class}")
+    _check(
+        e.curve_samples_per_class >= 1,
+        f"eval.curve_samples_per_class must be at least 1, got {e.curve_samples_per_class}",
+    )

@@ -40,11 +40,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     need = count * dtype.itemsize
     if len(raw) - header < need:
         raise DataError(f"IDX file {path} is truncated: {len(raw) - header} of {need} data bytes for shape {shape}")
-    return (
-        np.frombuffer(raw, dtype=dtype, count=count, offset=header)
-        .reshape(shape)
-        .astype(dtype.newbyteorder("="))
-    )
+    return np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def idx_pairs(directory: Path) -> list[tuple[Path, Path]]:

@@ -23,7 +23,6 @@ from mganai.data.federated import FederatedDataset
 from mganai.device import module_device
 from mganai.fl.model import seeded
 
-
 SOFTEN_FACTORS = (1.25, 2.5)  # training: resampled down by a random factor in this range and back up
 CHECK_FACTOR = 2.0  # the softening of the held-out check reported as `heldout_softened_*`
 
@@ -53,11 +52,21 @@ class OracleNet(nn.Module):
     def __init__(self, channels: int, num_clients: int, num_classes: int, width: int = 32):
         super().__init__()
         self.trunk = nn.Sequential(
-            nn.Conv2d(channels, width, 5, padding=2), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, width, 5, padding=2), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Dropout(0.3),
-            nn.Linear(2 * width * 16, 128), nn.ReLU(),
+            nn.Conv2d(channels, width, 5, padding=2),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 5, padding=2),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Dropout(0.3),
+            nn.Linear(2 * width * 16, 128),
+            nn.ReLU(),
         )
         self.identity = nn.Linear(128, num_clients)
         self.category = nn.Linear(128, num_classes)

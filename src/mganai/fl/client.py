@@ -132,8 +132,13 @@ def stacked_logits(model: nn.Module, params: Params, x: Tensor) -> Tensor | None
         if isinstance(layer, nn.Conv2d) and not flat and layer.padding_mode == "zeros" and layer.bias is not None:
             w = params[f"{name}.weight"]
             h = F.conv2d(
-                h, w.reshape(-1, *w.shape[2:]), params[f"{name}.bias"].reshape(-1),
-                layer.stride, layer.padding, layer.dilation, k * layer.groups,
+                h,
+                w.reshape(-1, *w.shape[2:]),
+                params[f"{name}.bias"].reshape(-1),
+                layer.stride,
+                layer.padding,
+                layer.dilation,
+                k * layer.groups,
             )
         elif isinstance(layer, nn.ReLU):
             h = F.relu(h)
@@ -192,8 +197,15 @@ def train_vmap(
     if len(xs) > chunk:
         parts = [
             train_vmap(
-                model, {n: v[i : i + chunk] for n, v in start.items()}, xs[i : i + chunk], ys[i : i + chunk],
-                TrainPlan(plan.index[i : i + chunk], plan.weight[i : i + chunk]), lr, momentum, chunk, fused,
+                model,
+                {n: v[i : i + chunk] for n, v in start.items()},
+                xs[i : i + chunk],
+                ys[i : i + chunk],
+                TrainPlan(plan.index[i : i + chunk], plan.weight[i : i + chunk]),
+                lr,
+                momentum,
+                chunk,
+                fused,
             )
             for i in range(0, len(xs), chunk)
         ]

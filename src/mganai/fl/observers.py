@@ -65,5 +65,3 @@ class ModelDispatcher(Protocol):
 
 def stacked_clone(params: Params) -> Params:
     return {k: v.detach().clone() for k, v in params.items()}
-
-

@@ -49,9 +49,13 @@ class FLResult:
 
     def state_dict(self) -> dict[str, Any]:
         """Plain containers and tensors, for a checkpoint."""
-        return {"final_params": self.final_params, "test_accuracy": list(self.test_accuracy),
-                "participants": [list(p) for p in self.participants], "rejected": [dict(r) for r in self.rejected],
-                "dropped": [dict(d) for d in self.dropped]}
+        return {
+            "final_params": self.final_params,
+            "test_accuracy": list(self.test_accuracy),
+            "participants": [list(p) for p in self.participants],
+            "rejected": [dict(r) for r in self.rejected],
+            "dropped": [dict(d) for d in self.dropped],
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> FLResult:
@@ -119,7 +123,9 @@ class FedAvgSimulator:
     def run_round(self, t: int) -> tuple[list[int], float]:
         """One round: returns the clients that answered and the new shared model's test accuracy."""
         sampled = sample_clients(self.data.num_clients, self.cfg.client_fraction, self._sampler)
-        custom = {k: self.dispatcher.model_for(t, k, clone_params(self.params)) for k in sampled} if self.dispatcher else {}
+        custom = (
+            {k: self.dispatcher.model_for(t, k, clone_params(self.params)) for k in sampled} if self.dispatcher else {}
+        )
         gone = dropouts(self.data.num_clients, self.cfg.dropout, self._dropout)
         ids = [k for k in sampled if k not in gone]
         self.dropped += [{"round": t, "client": k} for k in sampled if k in gone]
@@ -192,9 +198,13 @@ class FedAvgSimulator:
 
     def state_dict(self) -> dict[str, Any]:
         """Everything that decides the next rounds: shared model, sampling and dropout streams, faults so far."""
-        return {"params": clone_params(self.params), "sampler": self._sampler.get_state(),
-                "dropout": self._dropout.get_state(), "rejected": [dict(r) for r in self.rejected],
-                "dropped": [dict(d) for d in self.dropped]}
+        return {
+            "params": clone_params(self.params),
+            "sampler": self._sampler.get_state(),
+            "dropout": self._dropout.get_state(),
+            "rejected": [dict(r) for r in self.rejected],
+            "dropped": [dict(d) for d in self.dropped],
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.params = clone_params(state["params"])

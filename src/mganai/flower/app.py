@@ -150,8 +150,9 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         known.update(strategy.node_to_client)
         final = params_from_record(result.arrays, device) if len(result.arrays) else dict(init)
         accs = [float(result.evaluate_metrics_serverapp[r]["accuracy"]) for r in range(1, cfg.fl.rounds + 1)]
-        return FLResult(final_params=final, test_accuracy=accs, participants=strategy.participants,
-                        rejected=strategy.rejected)
+        return FLResult(
+            final_params=final, test_accuracy=accs, participants=strategy.participants, rejected=strategy.rejected
+        )
 
     return run
 

@@ -128,9 +128,17 @@ def write_comparison(outs: Sequence[str | Path], dest: str | Path) -> tuple[Comp
     png = plots.compare_bars(cmp.labels, table, cmp.methods, [r.config["data"]["clients"] for r in cmp.runs])
     # Best marks among the runs of each method: which setting leaked most, at what cost.
     marks = {name: best_marks({r["run"]: r for r in cmp.rows if r["method"] == name}) for name in cmp.methods}
-    html = environment().get_template("compare.html.j2").render(
-        cmp=cmp, columns=COLUMNS, marks=marks, summary=summary_rows(cmp), plot=data_uri(png),
-        fl=[(label, run.metrics["fl"]) for label, run in zip(cmp.labels, cmp.runs)],
+    html = (
+        environment()
+        .get_template("compare.html.j2")
+        .render(
+            cmp=cmp,
+            columns=COLUMNS,
+            marks=marks,
+            summary=summary_rows(cmp),
+            plot=data_uri(png),
+            fl=[(label, run.metrics["fl"]) for label, run in zip(cmp.labels, cmp.runs)],
+        )
     )
     atomic_write_bytes(dest / "compare.csv", comparison_csv(cmp))
     atomic_write_bytes(dest / "compare.png", png)

@@ -77,9 +77,7 @@ def report_context(run: RunOutput) -> tuple[dict[str, Any], dict[str, bytes]]:
         {"name": name, "note": METHOD_NOTES.get(name, ""), "scores": rows[name], "src": data_uri(run.image(file))}
         for name, file in art.get("grids", {}).items()
     ]
-    reps = [
-        {"client": r["client"], "src": data_uri(run.image(r["file"]))} for r in art.get("representatives", [])
-    ]
+    reps = [{"client": r["client"], "src": data_uri(run.image(r["file"]))} for r in art.get("representatives", [])]
     timing = m["timing"]
     ctx = {
         "cfg": cfg,

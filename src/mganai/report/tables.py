@@ -34,22 +34,43 @@ class Column:
 
 
 COLUMNS = (
-    Column("victim_identity_rate", "victim identity", "max", help="share the oracle attributes to the victim",
-           short="identity"),
-    Column("class_accuracy", "class accuracy", "max", help="share the oracle assigns to the asked class",
-           short="class"),
+    Column(
+        "victim_identity_rate",
+        "victim identity",
+        "max",
+        help="share the oracle attributes to the victim",
+        short="identity",
+    ),
+    Column(
+        "class_accuracy", "class accuracy", "max", help="share the oracle assigns to the asked class", short="class"
+    ),
     Column("joint_success", "joint success", "max", help="victim and asked class at once: the headline", short="joint"),
-    Column("nn_ssim_victim", "NN-SSIM victim", "max", "ssim", "similarity to the nearest real victim sample",
-           "ssim(v)"),
+    Column(
+        "nn_ssim_victim", "NN-SSIM victim", "max", "ssim", "similarity to the nearest real victim sample", "ssim(v)"
+    ),
     Column("nn_ssim_others", "NN-SSIM others", None, "ssim", "same, to other clients' samples (context)", "ssim(o)"),
-    Column("ssim_gap", "SSIM gap v−o", "max", "ssim", "victim minus others: closer to the victim than to others?",
-           "gap"),
-    Column("diversity_ratio", "diversity", None, "rate",
-           "spread among a class's samples, relative to the victim's real data (near 0: mode collapse)", "div"),
-    Column("fl_accuracy_cost", "FL accuracy lost", "min", "cost", "shared-model test accuracy lost vs. no attack",
-           "FL lost"),
-    Column("victim_accuracy_cost", "victim accuracy lost", "min", "cost", "the victim's own accuracy lost",
-           "victim lost"),
+    Column(
+        "ssim_gap", "SSIM gap v−o", "max", "ssim", "victim minus others: closer to the victim than to others?", "gap"
+    ),
+    Column(
+        "diversity_ratio",
+        "diversity",
+        None,
+        "rate",
+        "spread among a class's samples, relative to the victim's real data (near 0: mode collapse)",
+        "div",
+    ),
+    Column(
+        "fl_accuracy_cost",
+        "FL accuracy lost",
+        "min",
+        "cost",
+        "shared-model test accuracy lost vs. no attack",
+        "FL lost",
+    ),
+    Column(
+        "victim_accuracy_cost", "victim accuracy lost", "min", "cost", "the victim's own accuracy lost", "victim lost"
+    ),
 )
 
 
@@ -97,11 +118,13 @@ def verdict(metrics: Mapping[str, Any]) -> list[str]:
     victim = metrics["config"]["attack"]["victim"]
     ranked = sorted(methods, key=lambda m: -_num(methods[m].get("joint_success")))
     top, s = ranked[0], methods[ranked[0]]
-    out = [(
-        f"Most leakage: {top}. {_pct(s['joint_success'])} of the samples it generated as client {victim} "
-        f"(the victim) are judged by the oracle to be the victim's data of the requested class (joint success); "
-        f"{_pct(s['victim_identity_rate'])} are attributed to the victim at all (chance: 1/{n} = {_pct(1 / n)})."
-    )]
+    out = [
+        (
+            f"Most leakage: {top}. {_pct(s['joint_success'])} of the samples it generated as client {victim} "
+            f"(the victim) are judged by the oracle to be the victim's data of the requested class (joint success); "
+            f"{_pct(s['victim_identity_rate'])} are attributed to the victim at all (chance: 1/{n} = {_pct(1 / n)})."
+        )
+    ]
     cost, vcost = s.get("fl_accuracy_cost"), s.get("victim_accuracy_cost")
     out.append(
         f"Cost to FL of {top}: shared-model test accuracy {_pct(s.get('fl_test_accuracy'))} "
@@ -157,8 +180,11 @@ def realism_warnings(metrics: Mapping[str, Any]) -> list[str]:
     floor = ref.get("heldout_nn_ssim_others")
     out = []
     methods = metrics.get("methods") or {}
-    unlike = [m for m, s in methods.items()
-              if is_number(floor) and is_number(s.get("nn_ssim_victim")) and s["nn_ssim_victim"] < floor]
+    unlike = [
+        m
+        for m, s in methods.items()
+        if is_number(floor) and is_number(s.get("nn_ssim_victim")) and s["nn_ssim_victim"] < floor
+    ]
     if unlike:
         out.append(
             f"Warning: the samples of {', '.join(unlike)} are less like the victim's images (nearest-neighbour SSIM "
