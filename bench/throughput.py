@@ -146,10 +146,7 @@ def measure(runtime: str, clients: int, rounds: int, warmup: int, workers: int) 
         else:
             simulate(model, init, data, cfg, [], None, on_round)
     timed = len(stamps) - warmup
-    if warmup and timed > 0:
-        rate = timed / (stamps[-1] - stamps[warmup - 1])
-    else:
-        rate = len(stamps) / (stamps[-1] - t0)
+    rate = timed / (stamps[-1] - stamps[warmup - 1]) if warmup and timed > 0 else len(stamps) / (stamps[-1] - t0)
     return {
         "runtime": runtime,
         "clients": clients,

@@ -42,7 +42,8 @@ def main() -> None:
         v = torch.tensor(norms.values)
         print(
             f"digits, {rounds} rounds, lr {lr:g}: update norm max {v.max():.3f}, median {v.median():.3f}, "
-            f"rejected {len(result.rejected)} (bound {cfg.fl.max_update_norm:g}), accuracy {result.test_accuracy[-1]:.3f}"
+            f"rejected {len(result.rejected)} (bound {cfg.fl.max_update_norm:g}), "
+            f"accuracy {result.test_accuracy[-1]:.3f}"
         )
 
 

@@ -76,9 +76,9 @@ class OnFakeGpu(torch.Tensor):
             return torch.device("cpu") if isinstance(x, torch.device) and x.type == "meta" else x
 
         out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
-        if func is torch.ops.aten._to_copy.default and kwargs.get("device") is not None:
-            if torch.device(kwargs["device"]).type == "cpu":
-                return out  # .cpu(): leaves the fake GPU
+        to_device = kwargs.get("device") if func is torch.ops.aten._to_copy.default else None
+        if to_device is not None and torch.device(to_device).type == "cpu":
+            return out  # .cpu(): leaves the fake GPU
         if func._schema.is_mutable and args:
             return args[0] if isinstance(args[0], OnFakeGpu) else out
         return tree_map(lambda x: OnFakeGpu(x) if type(x) is torch.Tensor else x, out)

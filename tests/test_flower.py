@@ -146,7 +146,7 @@ def test_a_client_without_the_servers_gpu_trains_on_its_cpu(task_identity, monke
     shape = data.image_shape
     init = params_of(SharedCNN(shape[0], data.num_classes, shape[1]))
     strategy = AuditStrategy([Recorder()], min_available_nodes=2)
-    message = list(strategy.configure_train(1, record_from_params(init), ConfigRecord(), FakeGrid([1, 2])))[0]
+    message = next(iter(strategy.configure_train(1, record_from_params(init), ConfigRecord(), FakeGrid([1, 2]))))
     replies = [params_from_record(train_reply(c, 1, message.content)["arrays"]) for c in (cpu, gpu)]
     assert all(torch.equal(replies[0][n], replies[1][n]) for n in init)
     assert not torch.equal(replies[0]["classifier.weight"], init["classifier.weight"])

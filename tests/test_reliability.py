@@ -1,4 +1,5 @@
-"""Reliability: faulty clients, --out safety, atomic outputs, checkpoint/resume (bit for bit), safe checkpoint loading."""
+"""Reliability: faulty clients, --out safety, atomic outputs, checkpoint/resume (bit for bit), safe checkpoint
+loading."""
 
 from __future__ import annotations
 
@@ -344,7 +345,8 @@ def test_crash_after_a_periodic_checkpoint_resumes_to_the_same_numbers(runs, tmp
 
 
 def test_sigterm_to_a_real_process_then_resume(runs, tmp_path):
-    """A separate process gets SIGTERM once its first checkpoint exists: it saves, exits 143, and --resume finishes it."""
+    """A separate process gets SIGTERM once its first checkpoint exists: it saves, exits 143, and --resume
+    finishes it."""
     root, _ = runs
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

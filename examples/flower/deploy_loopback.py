@@ -17,6 +17,7 @@ when the audit completed and every check passed; the last line says what happene
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -115,26 +116,20 @@ def listening_addresses(pids: list[int]) -> set[str]:
 def stop_all(procs: list[subprocess.Popen], tag: str, grace: float = 10.0) -> list[int]:
     """SIGTERM, then SIGKILL, every process we started and everything it spawned; returns survivors."""
     for pid in marked_pids(tag):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and marked_pids(tag):
         for p in procs:
             p.poll()
         time.sleep(0.2)
     for pid in marked_pids(tag):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     time.sleep(0.5)
     for p in procs:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
     return marked_pids(tag)
 
 
@@ -162,7 +157,8 @@ def deploy(nodes: int, rounds: int, out: Path, methods: str, timeout: float, log
     smoke.write_text(SMOKE_CONFIG)
     link_port = free_port()
     (home / "config.toml").write_text(
-        f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\naddress = "127.0.0.1:{link_port}"\ninsecure = true\n'
+        f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\n'
+        f'address = "127.0.0.1:{link_port}"\ninsecure = true\n'
     )
     env = dict(os.environ, FLWR_TELEMETRY_ENABLED="0", FLWR_HOME=str(home), **{MARKER: tag})
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # SuperLink/SuperNode spawn flower-superexec etc. by name
@@ -173,7 +169,7 @@ def deploy(nodes: int, rounds: int, out: Path, methods: str, timeout: float, log
     summary: dict = {"nodes": nodes, "rounds": rounds, "out": str(out), "logs": str(logs)}
 
     def start(name: str, cmd: list[str]) -> None:
-        log = open(logs / f"{name}.log", "wb")
+        log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - the child process writes it until stop_all
         procs.append(
             subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home, start_new_session=True)
         )
@@ -276,7 +272,8 @@ def main() -> int:
         return 1
     print(json.dumps(summary, indent=2))
     print(
-        f"deploy_loopback: ok: {a.nodes} SuperNodes, {a.rounds} rounds, run {summary['run_id']} completed, outputs in {out}"
+        f"deploy_loopback: ok: {a.nodes} SuperNodes, {a.rounds} rounds, run {summary['run_id']} completed, "
+        f"outputs in {out}"
     )
     return 0
 

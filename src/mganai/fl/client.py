@@ -123,7 +123,7 @@ def stacked_logits(model: nn.Module, params: Params, x: Tensor) -> Tensor | None
     h = x.transpose(0, 1).reshape(b, k * x.shape[2], *x.shape[3:]).contiguous(memory_format=torch.channels_last)
     flat = False  # after Flatten, h is [K, B, F]
     layers = [*(("features." + n, m) for n, m in features.named_children()), ("classifier", head)]
-    for i, (name, layer) in enumerate(layers):
+    for i, (_name, layer) in enumerate(layers):
         if isinstance(layer, nn.ReLU) and i + 1 < len(layers) and isinstance(layers[i + 1][1], nn.MaxPool2d):
             # max_pool(relu(h)) == relu(max_pool(h)), with the same gradient (the window's
             # max gets it, or nothing when it is <= 0): the ReLU then runs on a 4x smaller tensor.
