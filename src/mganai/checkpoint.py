@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mganai.config import ConfigError
+from mganai.errors import CheckpointError
 from mganai.io import atomic_write_bytes
 
 FORMAT = "mganai-checkpoint"
@@ -31,10 +31,6 @@ VERSION = 1
 FILENAME = "checkpoint.pt"
 
 _PRIMITIVE = (bool, int, float, str, type(None))
-
-
-class CheckpointError(ConfigError):
-    """A checkpoint that cannot be used (corrupt, not ours, another config); one line."""
 
 
 class _Skip(Exception):

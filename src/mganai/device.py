@@ -14,7 +14,7 @@ import os
 import torch
 from torch import nn
 
-from mganai.config import ConfigError
+from mganai.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:

@@ -9,16 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mganai.config import ConfigError
+from mganai.errors import ReportError
 from mganai.eval.curves import CURVE_COLUMNS
-
-
-class ReportError(ConfigError):
-    """A run directory is missing or incomplete; one line naming the file (the CLI exits 2, as for bad settings)."""
 
 
 @dataclass
@@ -94,3 +91,14 @@ def read_curves(path: Path) -> list[dict[str, Any]]:
 def is_number(v: Any) -> bool:
     """A finite int or float (NaN and missing values are shown as a dash and never ranked)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def num_clients(metrics: Mapping[str, Any]) -> int:
+    """How many clients the run had: the loaded dataset's (folder: and faces bring their own), not `data.clients`.
+
+    Runs written before metrics.json described the data fall back to the setting.
+    """
+    data = metrics.get("data")
+    if isinstance(data, Mapping) and isinstance(data.get("clients"), list):
+        return len(data["clients"])
+    return int(metrics["config"]["data"]["clients"])

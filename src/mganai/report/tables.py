@@ -12,15 +12,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mganai.report.load import is_number
+from mganai.methods import METHODS
+from mganai.report.load import is_number, num_clients
 
-METHOD_NOTES = {
-    "mganai-passive": "mGAN-AI, passive: the server only watches; FL is unchanged",
-    "mganai-active": "mGAN-AI, active: the server also isolates the victim (changes FL)",
-    "class-gan": "class-level GAN (Hitaj-style): 'class c' only, no identity",
-    "no-identity": "mGAN-AI without the identity term (ablation)",
-    "representatives": "update-inversion images alone, no GAN",
-}
+METHOD_NOTES = {name: m.note for name, m in METHODS.items()}
+
+
+def _changes_fl(name: str) -> bool:
+    """A method that isolates the victim (an unknown name, from another version's run, counts as passive)."""
+    return name in METHODS and METHODS[name].changes_fl
+
+
+def _class_level(name: str) -> bool:
+    return name in METHODS and METHODS[name].class_level
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ def verdict(metrics: Mapping[str, Any]) -> list[str]:
     warnings = _warnings(metrics)
     if not methods:
         return ["No attack method ran (methods = none): this report shows federated learning only.", *warnings]
-    n = metrics["config"]["data"]["clients"]
+    n = num_clients(metrics)
     victim = metrics["config"]["attack"]["victim"]
     ranked = sorted(methods, key=lambda m: -_num(methods[m].get("joint_success")))
     top, s = ranked[0], methods[ranked[0]]
@@ -130,23 +134,25 @@ def verdict(metrics: Mapping[str, Any]) -> list[str]:
         f"Cost to FL of {top}: shared-model test accuracy {_pct(s.get('fl_test_accuracy'))} "
         f"({_change(cost)} vs. no attack); the victim's own accuracy {_change(vcost)}."
     )
-    passive = [m for m in ranked if m != "mganai-active"]
-    if top == "mganai-active" and passive:
+    passive = [m for m in ranked if not _changes_fl(m)]
+    active = [m for m in ranked if _changes_fl(m)]
+    if _changes_fl(top) and passive:
         p = passive[0]
         out.append(
             f"Without touching FL (undetectable by the clients), the best method is {p}: "
             f"joint success {_pct(methods[p]['joint_success'])}, "
             f"victim identity {_pct(methods[p]['victim_identity_rate'])}."
         )
-    if top != "mganai-active" and "mganai-active" in methods:
-        a = methods["mganai-active"]
+    if not _changes_fl(top) and active:
+        a = methods[active[0]]
         out.append(
             f"The active variant (isolating the victim) reaches joint success {_pct(a['joint_success'])}, "
             f"victim identity {_pct(a['victim_identity_rate'])}; shared-model accuracy "
             f"{_change(a.get('fl_accuracy_cost'))}, the victim's accuracy {_change(a.get('victim_accuracy_cost'))}."
         )
-    if "class-gan" in methods and top != "class-gan":
-        c = methods["class-gan"]
+    reference = [m for m in ranked if _class_level(m)]
+    if reference and top != reference[0]:
+        c = methods[reference[0]]
         out.append(
             f"For reference, the class-level GAN (no user identity) reaches joint success {_pct(c['joint_success'])}, "
             f"victim identity {_pct(c['victim_identity_rate'])}: the difference is what is user-level."
