@@ -269,3 +269,43 @@ def test_loopback_deployment(tmp_path: Path) -> None:
     assert m["fl"]["runtime"] == "flower" and len(m["fl"]["test_accuracy_per_round"]) == 2
     assert 0.0 <= m["methods"]["mganai-passive"]["joint_success"] <= 1.0
     assert (out / "mganai-passive.png").stat().st_size > 0
+
+
+def test_both_runtimes_settle_every_round_through_the_one_function(task_identity, monkeypatch) -> None:
+    """The simulator and the Flower strategy hand settle_round the same round and get the same settlement back."""
+    import mganai.fl.server as server_module
+    import mganai.flower.strategy as strategy_module
+    from mganai.fl.settle import settle_round
+
+    def spy(log):
+        def settle(round_, max_norm, transforms=()):
+            settled = settle_round(round_, max_norm, transforms)
+            log.append((round_, settled))
+            return settled
+
+        return settle
+
+    sim_log, fl_log = [], []
+    monkeypatch.setattr(server_module, "settle_round", spy(sim_log))
+    monkeypatch.setattr(strategy_module, "settle_round", spy(fl_log))
+    cfg = build_config({}, {"data.clients": 3, "fl.rounds": 3, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 5})
+    data = load_dataset(cfg.data, cfg.seed)
+    shape = data.image_shape
+    model = SharedCNN(shape[0], data.num_classes, shape[1])
+    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    sim_iso = VictimIsolation(2, start_round=1)
+    FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers=[sim_iso], dispatcher=sim_iso).run()
+    fl_iso = VictimIsolation(2, start_round=1)
+    strategy = AuditStrategy([fl_iso], fl_iso, fraction_evaluate=0.0, min_available_nodes=3, max_update_norm=1000.0)
+    _flower_rounds(cfg, strategy, init, {11: 0, 12: 1, 13: 2}, cfg.fl.rounds)
+
+    assert len(sim_log) == len(fl_log) == cfg.fl.rounds
+    for (a_in, a_out), (b_in, b_out) in zip(sim_log, fl_log):
+        assert (a_in.round, a_in.client_ids, a_in.dispatched) == (b_in.round, b_in.client_ids, b_in.dispatched)
+        assert torch.equal(a_in.num_samples, b_in.num_samples)
+        for n in a_in.updates:
+            assert torch.equal(a_in.updates[n], b_in.updates[n]) and torch.equal(a_in.sent[n], b_in.sent[n]), n
+            assert torch.equal(a_out.params[n], b_out.params[n]), n
+            assert torch.equal(a_out.observation.updates[n], b_out.observation.updates[n]), n
+        assert a_out.aggregated == b_out.aggregated and a_out.rejected == b_out.rejected
+    assert sim_log[1][1].aggregated == [0, 1]  # the isolated victim (client 2) is observed, not averaged
