@@ -20,18 +20,23 @@ from pathlib import Path
 import torch
 
 from mganai.attack.bank import RepresentativeBank
-from mganai.attack.gan import CLASS_GAN, MGANAI, NO_IDENTITY, GanAttack
-from mganai.audit import comparison_client, evaluation_classes, method_grid, set_determinism
+from mganai.attack.gan import RECIPES as GAN_RECIPES
+from mganai.attack.gan import GanAttack
+from mganai.audit.artefacts import comparison_client, method_grid
+from mganai.audit.scoring import SAMPLES_SEED_OFFSET, evaluation_classes
 from mganai.config import build_config
 from mganai.data import load_dataset
+from mganai.device import set_determinism
 from mganai.eval.metrics import nn_ssim, oracle_rates, real_data_reference, sample_diversity
 from mganai.eval.oracle import train_oracle
 from mganai.fl.model import SharedCNN, params_of, seeded
 from mganai.fl.observers import RoundObservation
 from mganai.fl.server import FedAvgSimulator
 from mganai.io import write_png
+from mganai.methods import METHODS
 
-RECIPES = {"mganai-passive": MGANAI, "no-identity": NO_IDENTITY, "class-gan": CLASS_GAN}
+# Every passive GAN method of the registry (the active one needs an FL trace of its own: not replayable here).
+RECIPES = {name: GAN_RECIPES[m.recipe] for name, m in METHODS.items() if m.recipe and not m.changes_fl}
 
 
 class Recorder(RepresentativeBank):
@@ -106,7 +111,7 @@ def main() -> None:
         gan.observe(obs)
     gan.finish(saved["final"])
     classes = evaluation_classes(c, cfg.eval.samples_per_class)
-    samples = gan.generate(classes, cfg.seed + 4242)
+    samples = gan.generate(classes, cfg.seed + SAMPLES_SEED_OFFSET)
     v = cfg.attack.victim
     scores = oracle_rates(saved["oracle"], samples, classes, v) | nn_ssim(data, samples, classes, v)
     scores["diversity_ratio"] = sample_diversity(samples, classes) / real_data_reference(data, v)["victim_diversity"]

@@ -32,9 +32,9 @@ from mganai.attack.representatives import (
     present_classes,
     update_match_loss,
 )
-from mganai.audit import set_determinism
 from mganai.config import RunConfig
 from mganai.data.resample import grown_dataset
+from mganai.device import set_determinism
 from mganai.fl.model import SharedCNN, params_of, seeded
 from mganai.fl.observers import RoundObservation
 from mganai.fl.server import FedAvgSimulator

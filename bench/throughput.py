@@ -112,9 +112,10 @@ def measure(runtime: str, clients: int, rounds: int, warmup: int, workers: int) 
     """Run FL for `rounds` rounds in `runtime`; per-round timestamps, rounds/s and memory."""
     import torch
 
-    from mganai.audit import set_determinism, simulate
+    from mganai.audit import simulate
     from mganai.config import RunConfig
     from mganai.data.resample import grown_dataset
+    from mganai.device import set_determinism
     from mganai.fl.model import SharedCNN, params_of, seeded
 
     cfg = RunConfig()

@@ -166,6 +166,7 @@ def main(out: str) -> None:
     import tomllib
 
     import mganai.audit
+    import mganai.audit.run
     import mganai.device
     from mganai.config import build_config
     from tinyrun import TINY_AUDIT
@@ -173,7 +174,7 @@ def main(out: str) -> None:
     def resolve(name: str) -> torch.device:
         return torch.device("cpu") if name == "cpu" else FAKE
 
-    mganai.device.resolve_device = mganai.audit.resolve_device = resolve  # type: ignore[assignment]
+    mganai.device.resolve_device = mganai.audit.run.resolve_device = resolve  # type: ignore[assignment]
     canary = OnFakeGpu(torch.ones(3)) + torch.ones(3)  # the check must see this one
     del canary
     caught = sum(PROBLEMS.values())

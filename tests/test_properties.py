@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import mganai.audit as audit
+import mganai.audit.run as audit
 from mganai.config import ALL_METHODS, SECTIONS, ConfigError, RunConfig, build_config
 from tinyrun import run_cli
 

@@ -152,7 +152,7 @@ def test_audit_with_a_nan_client_and_dropouts_counts_them_and_stays_finite(tmp_p
 
     Only the client's update is broken (its data stays clean for the oracle and the metrics): a test hook in
     the training engine turns that client's trained model into NaN."""
-    import mganai.audit as audit
+    import mganai.audit.run as audit
     import mganai.fl.server as server
 
     (tmp_path / "tiny.toml").write_text(TINY.replace("clients = 3", "clients = 4").replace("rounds = 4", "rounds = 5"))

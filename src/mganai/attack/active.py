@@ -15,13 +15,17 @@ are large and point from the federation's model towards its own data.
 
 from __future__ import annotations
 
+from mganai.checkpoint import Checkpointed
 from mganai.fl.aggregate import apply_update
 from mganai.fl.model import Params, clone_params
 from mganai.fl.observers import RoundObservation
 
 
-class VictimIsolation:
+class VictimIsolation(Checkpointed):
     """A `ModelDispatcher` (changes FL) that is also an observer of the victim's updates."""
+
+    STATE = ("isolated", "sent_rounds")
+    STRUCTURE = ("victim", "start_round", "rebase_every")
 
     def __init__(self, victim: int, start_round: int, rebase_every: int = 0):
         self.victim, self.start_round, self.rebase_every = victim, start_round, rebase_every

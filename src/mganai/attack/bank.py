@@ -12,13 +12,17 @@ import torch
 from torch import Tensor, nn
 
 from mganai.attack.representatives import invert_updates, labels_for, present_classes
+from mganai.checkpoint import Checkpointed
 from mganai.config import AttackConfig
 from mganai.device import module_device
 from mganai.fl.observers import RoundObservation
 
 
-class RepresentativeBank:
+class RepresentativeBank(Checkpointed):
     """Observer that inverts each client's update and keeps the last `rep_pool_rounds` rounds per client."""
+
+    STATE = ("history", "generator", "_pool")
+    STRUCTURE = ("model", "image_shape", "cfg", "device")
 
     def __init__(
         self, model: nn.Module, image_shape: tuple[int, int, int], num_clients: int, cfg: AttackConfig, seed: int

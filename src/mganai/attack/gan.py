@@ -27,6 +27,7 @@ from mganai.attack.bank import RepresentativeBank
 from mganai.attack.discriminator import MultiTaskDiscriminator
 from mganai.attack.generator import ConditionalGenerator
 from mganai.attack.representatives import labels_for, present_classes, update_match_loss
+from mganai.checkpoint import Checkpointed
 from mganai.config import AttackConfig
 from mganai.device import module_device
 from mganai.fl.model import Params, SharedCNN, seeded
@@ -48,9 +49,12 @@ CLASS_GAN = Recipe(realism=False, identity=False)
 RECIPES = {"mganai": MGANAI, "no-identity": NO_IDENTITY, "class-gan": CLASS_GAN}  # by `mganai.methods` recipe name
 
 
-class GanAttack:
+class GanAttack(Checkpointed):
     """Observer that trains a conditional generator against a multi-task discriminator."""
 
+    STATE = ("G", "D", "opt_g", "opt_d", "rng", "rounds", "local_models", "steps_done")
+    # `shared` is an architecture copy used through functional_call (its weights live in D's state).
+    STRUCTURE = ("recipe", "bank", "cfg", "device", "num_classes", "num_clients", "victim", "G_shape", "shared")
 
     def __init__(
         self,

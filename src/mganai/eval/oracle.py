@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mganai.checkpoint import Checkpointed
 from mganai.data.federated import FederatedDataset
 from mganai.device import module_device
 from mganai.fl.model import seeded
@@ -77,8 +78,16 @@ class OracleNet(nn.Module):
 
 
 @dataclass
-class Oracle:
+class Oracle(Checkpointed):
     """A trained oracle and its held-out accuracies."""
+
+    STATE = (
+        "net",
+        "heldout_identity_accuracy",
+        "heldout_class_accuracy",
+        "heldout_softened_identity_accuracy",
+        "heldout_softened_class_accuracy",
+    )
 
     net: OracleNet
     heldout_identity_accuracy: float

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from mganai.checkpoint import Checkpointed
 from mganai.config import FLConfig
 from mganai.data.federated import FederatedDataset
 from mganai.fl.client import ENGINES, client_generator, make_plan
@@ -92,11 +93,28 @@ def sample_clients(num_clients: int, fraction: float, gen: torch.Generator) -> l
     return sorted(torch.randperm(num_clients, generator=gen)[:m].tolist())
 
 
-class FedAvgSimulator:
+class FedAvgSimulator(Checkpointed):
     """Runs FedAvg over a `FederatedDataset`, showing every round to the observers.
 
     It trains where `init_params` live (`mganai.device`): the clients' data is copied there once.
+    Its checkpointed state is everything that decides the next rounds: the shared model, the
+    sampling and dropout streams, and the faults so far.
     """
+
+    STATE = ("params", "_sampler", "_dropout", "rejected", "dropped")
+    STRUCTURE = (
+        "model",
+        "data",
+        "cfg",
+        "seed",
+        "observers",
+        "dispatcher",
+        "transforms",
+        "train_step",
+        "_train",
+        "_test",
+        "log",
+    )
 
     def __init__(
         self,
@@ -183,19 +201,3 @@ class FedAvgSimulator:
         result.participants.append(ids)
         result.test_accuracy.append(acc)
         return acc
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything that decides the next rounds: shared model, sampling and dropout streams, faults so far."""
-        return {
-            "params": clone_params(self.params),
-            "sampler": self._sampler.get_state(),
-            "dropout": self._dropout.get_state(),
-            "rejected": [dict(r) for r in self.rejected],
-            "dropped": [dict(d) for d in self.dropped],
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.params = clone_params(state["params"])
-        self._sampler.set_state(state["sampler"])
-        self._dropout.set_state(state["dropout"])
-        self.rejected, self.dropped = list(state["rejected"]), list(state["dropped"])
