@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mganai.config import DataConfig
 from mganai.data.federated import FederatedDataset
-from mganai.datasets import parse
+from mganai.datasets import has_natural_clients, parse
 from mganai.errors import ConfigError, DataError
 
 
@@ -14,6 +14,15 @@ def load_dataset(cfg: DataConfig, seed: int) -> FederatedDataset:
     """The federated dataset a config names."""
     entry, arg = parse(cfg.dataset)
     return entry.load(cfg, arg, seed)
+
+
+def client_count(cfg: DataConfig, seed: int) -> int:
+    """How many clients the named data has: `data.clients`, unless the data brings its own (a folder: dataset's
+    client folders, read by name only; faces: loaded)."""
+    if not has_natural_clients(cfg.dataset):
+        return cfg.clients
+    names = natural_client_names(cfg)
+    return len(names) if names is not None else load_dataset(cfg, seed).num_clients
 
 
 def natural_client_names(cfg: DataConfig) -> list[str] | None:

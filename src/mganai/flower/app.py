@@ -31,6 +31,7 @@ from torch import nn
 from mganai.audit import FLRunner, run_audit
 from mganai.config import RunConfig, build_config, load_toml
 from mganai.data import FederatedDataset, load_dataset
+from mganai.data.load import client_count
 from mganai.device import resolve_device, set_determinism
 from mganai.fl.client import client_generator, make_plan, train_loop
 from mganai.fl.model import Params, SharedCNN, params_device
@@ -197,7 +198,7 @@ def run_flower_simulation(cfg: RunConfig, workers: int = 2, verbose: bool = Fals
     run_simulation(
         server_app=make_server_app(cfg),
         client_app=make_client_app(cfg),
-        num_supernodes=cfg.data.clients,
+        num_supernodes=client_count(cfg.data, cfg.seed),  # one per client: folder: and faces bring their own count
         backend_config=backend,  # type: ignore[arg-type]
         verbose_logging=verbose,
     )
