@@ -1,11 +1,11 @@
 """Attack development: replay one GAN method on a cached FL trace with other settings, and score it.
 
 The FL trace (every round's observation), the representatives and the oracle are
-computed once per (seed, clients) and cached; each call then costs only the GAN's
-own training (about 95 s CPU for mganai-passive on the default digits instead of a
-whole audit). Prints the oracle rates, NN-SSIM and diversity, writes a grid PNG.
+computed once per (seed, clients) and cached (in mganai's download cache, by default);
+each call then costs only the GAN's own training instead of a whole audit. Prints the
+oracle rates, NN-SSIM and diversity, writes a grid PNG.
 
-    .venv/bin/python bench/gan_replay.py --method mganai-passive --set attack.class_weight=2 --png /tmp/x.png
+    .venv/bin/python bench/gan_replay.py --method mganai-passive --set attack.class_weight=2 --png runs/replay.png
     .venv/bin/python bench/gan_replay.py --seed 0 --gan-seed 3      # the same trace, other GAN draws
     .venv/bin/python bench/gan_replay.py --seed 0 --judge-representatives  # what the identity head learns from
 """
@@ -26,6 +26,7 @@ from mganai.audit.artefacts import comparison_client, method_grid
 from mganai.audit.scoring import SAMPLES_SEED_OFFSET, evaluation_classes
 from mganai.config import build_config
 from mganai.data import load_dataset
+from mganai.data.downloads import cache_dir
 from mganai.device import set_determinism
 from mganai.eval.metrics import nn_ssim, oracle_rates, real_data_reference, sample_diversity
 from mganai.eval.oracle import train_oracle
@@ -75,7 +76,7 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--gan-seed", type=int, help="seed of the GAN alone (default: --seed); the trace stays --seed's")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="config overrides, e.g. attack.jitter=0")
-    p.add_argument("--cache-dir", default="/tmp/mganai-gan-replay")
+    p.add_argument("--cache-dir", default=str(cache_dir() / "gan-replay"), help="where the traces are cached")
     p.add_argument("--png", help="where to write the grid")
     p.add_argument(
         "--judge-representatives",

@@ -8,7 +8,7 @@ and stops every process it started, including the detached ones Flower spawns
 (SuperExec, ServerApp, ClientApps). Telemetry is off (FLWR_TELEMETRY_ENABLED=0),
 runtime dependency installation is off, FLWR_HOME is a temporary directory.
 
-    python examples/flower/deploy_loopback.py --nodes 3 --rounds 3 --out /tmp/loopback
+    python examples/flower/deploy_loopback.py --nodes 3 --rounds 3 --out runs/loopback
 
 Linux only (it finds processes and listening sockets through /proc). Exit code 0
 when the audit completed and every check passed; the last line says what happened.

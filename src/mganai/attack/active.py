@@ -6,8 +6,8 @@ no longer enter the shared model (they are relative to a different base). The
 victim's updates then reflect its own data more sharply, at a cost to its accuracy.
 
 Left alone, the private copy fits the victim's few images within a few rounds and
-its updates vanish (L2 norm 2.99 -> 0.007 on the default digits,
-`bench/isolation_norms.py`): nothing is left to invert. With `rebase_every` K > 0
+its updates vanish (`bench/isolation_norms.py` measures them): nothing is left to
+invert. With `rebase_every` K > 0
 the copy restarts from the current shared model every K rounds; that model has
 seen none of the victim's data since `start_round`, so the victim's next updates
 are large and point from the federation's model towards its own data.

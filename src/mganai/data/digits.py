@@ -17,8 +17,6 @@ from mganai.data.partition import holdout_split, partition_indices
 from mganai.data.styles import apply_style, writer_styles
 from mganai.errors import ConfigError
 
-_WORK_SIZE = 32
-
 
 def _to_work_size(images: np.ndarray) -> torch.Tensor:
     """8x8 images with values 0..16 -> [n, 1, 32, 32] ink in [0, 1]."""

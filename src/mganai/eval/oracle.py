@@ -6,9 +6,9 @@ fools it only by looking like the real thing, not by exploiting the same network
 
 It is trained on sharp and softened images alike (`degrade`): a reconstruction is
 a little softer than a photo or a scan, and a judge trained on sharp images only
-named the wrong writer and the wrong class for softened *real* held-out images
-(identity 0.48-0.56, class 0.30-0.35 on the embedded digits), so its verdicts on
-reconstructions measured their sharpness, not whose data they show.
+named the wrong writer and the wrong class for many softened *real* held-out
+images, so its verdicts on reconstructions measured their sharpness, not whose
+data they show (`heldout_softened_*` in metrics.json keeps checking it).
 """
 
 from __future__ import annotations

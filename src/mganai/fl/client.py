@@ -11,7 +11,7 @@ How the vmap engine gets its per-client gradients: for a model made of the layer
 of `SharedCNN` (conv, ReLU, max/avg pool, flatten, linear) it runs the stacked
 forward pass itself, the way vmap's batching rules would (the K clients' convs as
 one grouped conv, their linears as one batched matmul), but keeps the activations
-channels-last, where CPU pooling is about 3x faster than in vmap's layout; the
+channels-last, where CPU pooling is much faster than in vmap's layout; the
 gradient of the sum of the K independent client losses is then each client's own
 gradient. Any other model goes through `torch.func.vmap(torch.func.grad(...))`.
 Both give the loop engine's numbers to float tolerance (tests/test_fl.py).
@@ -189,10 +189,9 @@ def train_vmap(
     """Train all clients at once: one batched gradient per step over stacked client parameters.
 
     Clients are trained `chunk` at a time (independent, so the result does not
-    depend on it): the activations of 32 clients' batches stay in the CPU caches
-    (at 100 clients, chunks of 16-32 ran 1.7x faster than chunks of 128), and
-    memory stays flat as the federation grows (1,000 clients in one batch: 2.5 GiB). `fused=False` forces
-    the torch.func.vmap path (benchmarks compare the two).
+    depend on it): the activations of a chunk's batches stay in the CPU caches,
+    and memory stays flat as the federation grows (bench/throughput.py measures
+    both). `fused=False` forces the torch.func.vmap path (benchmarks compare the two).
     """
     if len(xs) > chunk:
         parts = [
