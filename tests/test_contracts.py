@@ -129,7 +129,7 @@ def test_data_and_device_code_no_longer_import_the_config_for_an_exception():
 def test_the_method_list_everyone_reads_is_the_registry():
     from mganai.report.tables import METHOD_NOTES
 
-    assert ALL_METHODS == tuple(METHODS) and RunConfig().attack.methods == list(METHODS)
+    assert tuple(METHODS) == ALL_METHODS and list(METHODS) == RunConfig().attack.methods
     assert set(METHOD_NOTES) == set(METHODS) and all(METHOD_NOTES.values())
     code, out, _ = run_cli(["run", "--help"])
     assert code == 0 and ",".join(METHODS) in "".join(out.split())  # argparse wraps lines, at hyphens too
@@ -160,10 +160,10 @@ def test_the_dataset_registry_parses_every_spelling_and_knows_whose_clients_are_
     for name in ("folder", "digits:x", "nope", "mnist:"):
         with pytest.raises(ConfigError):
             parse(name)
-    natural = {d for d in ("digits", "mnist", "cifar10", "idx:/d", "folder:/d", "olivetti", "att-faces:/d", "folder")}
-    assert {d for d in natural if has_natural_clients(d)} == {"folder:/d", "olivetti", "att-faces:/d"}
+    names = ("digits", "mnist", "cifar10", "idx:/d", "folder:/d", "olivetti", "att-faces:/d", "folder")
+    assert {d for d in names if has_natural_clients(d)} == {"folder:/d", "olivetti", "att-faces:/d"}
     code, out, _ = run_cli(["run", "--help"])
-    assert all(d.spelling in "".join(out.split()) for d in DATASETS.values() if d.spelling)
+    assert code == 0 and all(d.spelling in "".join(out.split()) for d in DATASETS.values() if d.spelling)
 
 
 def test_importing_the_cli_and_the_registries_loads_no_torch():

@@ -125,8 +125,8 @@ def _decode(current: Any, saved: Any) -> Any:
         items = [_decode(c, v) for c, v in zip(live, saved)]
         return tuple(items) if isinstance(saved, tuple) else items
     if isinstance(saved, dict):
-        live = current if isinstance(current, dict) else {}
-        return {k: _decode(live.get(k), v) for k, v in saved.items()}
+        by_key = current if isinstance(current, dict) else {}
+        return {k: _decode(by_key.get(k), v) for k, v in saved.items()}
     if isinstance(saved, Tensor):
         return saved.clone()
     return saved

@@ -287,7 +287,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _resumed_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The settings of the run to resume (from its checkpoint) and the checkpoint; flags may only repeat them."""
-    from mganai.checkpoint import FILENAME, CheckpointError, config_difference, corrupt, load
+    from mganai.checkpoint import FILENAME, config_difference, corrupt, load
+    from mganai.errors import CheckpointError
 
     out = Path(args.resume)
     if args.out is not None and Path(args.out) != out:

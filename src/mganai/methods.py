@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from torch import Tensor, nn
+    from torch import Tensor
 
     from mganai.attack.bank import RepresentativeBank
     from mganai.config import AttackConfig
+    from mganai.fl.model import SharedCNN
 
 
 class Sampler(Protocol):
@@ -32,7 +33,7 @@ class Sampler(Protocol):
 class AttackParts:
     """What a method is built from: the trace's shared architecture and bank, and the task's sizes."""
 
-    model: nn.Module
+    model: SharedCNN
     bank: RepresentativeBank | None
     num_classes: int
     num_clients: int

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -66,6 +66,14 @@ def cached_dataset(cfg: RunConfig) -> FederatedDataset:
 
 
 DatasetFn = Callable[[RunConfig], FederatedDataset]
+N = TypeVar("N", int, float)
+
+
+def _number(value: object, kind: type[N]) -> N:
+    """A number from a Flower record (whose values may also be lists, strings or bytes)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number in a Flower record, got {value!r}")
+    return kind(value)
 
 
 def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: DatasetFn = cached_dataset) -> RecordDict:
@@ -82,8 +90,8 @@ def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: Datas
     own = data.clients[client]
     shape = data.image_shape
     model = SharedCNN(shape[0], data.num_classes, shape[1]).to(device)
-    start = params_from_record(content["arrays"], device)  # type: ignore[arg-type]
-    t = int(content["config"]["server-round"]) - 1  # type: ignore[index]
+    start = params_from_record(content.array_records["arrays"], device)
+    t = _number(content.config_records["config"]["server-round"], int) - 1
     gen = client_generator(cfg.seed, t, client)
     plan = make_plan([len(own.y_train)], cfg.fl.batch_size, cfg.fl.local_epochs, [gen])
     stacked = {n: v.unsqueeze(0) for n, v in start.items()}
@@ -150,7 +158,7 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         )
         known.update(strategy.node_to_client)
         final = params_from_record(result.arrays, device) if len(result.arrays) else dict(init)
-        accs = [float(result.evaluate_metrics_serverapp[r]["accuracy"]) for r in range(1, cfg.fl.rounds + 1)]
+        accs = [_number(result.evaluate_metrics_serverapp[r]["accuracy"], float) for r in range(1, cfg.fl.rounds + 1)]
         return FLResult(
             final_params=final, test_accuracy=accs, participants=strategy.participants, rejected=strategy.rejected
         )

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from mganai.errors import ReportError
 from mganai.eval.curves import CURVE_COLUMNS
@@ -80,7 +80,7 @@ def read_curves(path: Path) -> list[dict[str, Any]]:
         rows = []
         for line, row in enumerate(reader, start=2):
             try:
-                parsed = {k: float(v) for k, v in row.items() if k not in ("method", "round", "stage")}
+                parsed: dict[str, Any] = {k: float(v) for k, v in row.items() if k not in ("method", "round", "stage")}
                 parsed.update(method=row["method"], stage=row["stage"], round=int(row["round"]))
             except (TypeError, ValueError):
                 raise ReportError(f"{path}:{line}: not a number where one is expected") from None
@@ -88,7 +88,7 @@ def read_curves(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def is_number(v: Any) -> bool:
+def is_number(v: Any) -> TypeGuard[int | float]:
     """A finite int or float (NaN and missing values are shown as a dash and never ranked)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 

@@ -90,7 +90,7 @@ def best_marks(rows: Mapping[str, Mapping[str, Any]], columns: tuple[Column, ...
     """Per ranked column, the names of the rows holding the best value (ties all marked; needs 2+ rows)."""
     marks: dict[str, set[str]] = {}
     for col in columns:
-        values = {name: r.get(col.key) for name, r in rows.items() if is_number(r.get(col.key))}
+        values: dict[str, Any] = {name: r.get(col.key) for name, r in rows.items() if is_number(r.get(col.key))}
         if col.better is None or len(values) < 2:
             marks[col.key] = set()
             continue
