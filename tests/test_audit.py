@@ -30,6 +30,7 @@ def tiny_run(tmp_path_factory):
     return outs
 
 
+@pytest.mark.slow
 def test_every_method_is_scored(tiny_run):
     metrics = json.loads((tiny_run[0] / "metrics.json").read_text())
     assert set(metrics["methods"]) == set(ALL_METHODS)
@@ -47,6 +48,7 @@ def test_every_method_is_scored(tiny_run):
     assert metrics["fl"]["active_test_accuracy_per_round"] != metrics["fl"]["test_accuracy_per_round"]
 
 
+@pytest.mark.slow
 def test_every_method_has_a_grid(tiny_run):
     for name in ALL_METHODS:
         img = Image.open(tiny_run[0] / f"{name}.png")
@@ -54,6 +56,7 @@ def test_every_method_has_a_grid(tiny_run):
         assert img.size[1] == 2 * (10 * 17 + 1)
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(tiny_run):
     a, b = (json.loads((d / "metrics.json").read_text()) for d in tiny_run)
     assert a["methods"] == b["methods"] and a["oracle"] == b["oracle"] and a["fl"] == b["fl"]

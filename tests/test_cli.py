@@ -138,6 +138,7 @@ def _subprocess(args: list[str]) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.subprocess
 def test_python_dash_m_mganai_runs_end_to_end(tmp_path):
     out = tmp_path / "out"
     proc = _subprocess([*RUN, "--out", str(out)])
@@ -147,6 +148,7 @@ def test_python_dash_m_mganai_runs_end_to_end(tmp_path):
     assert "FL test accuracy" in proc.stdout
 
 
+@pytest.mark.subprocess
 def test_python_dash_m_mganai_bad_input_is_one_line_without_traceback(tmp_path):
     out = tmp_path / "out"
     proc = _subprocess(["run", "--victim", "5", "--clients", "3", "--out", str(out)])

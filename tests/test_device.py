@@ -100,6 +100,7 @@ def test_the_run_says_where_it_computed(no_cuda, tmp_path):
     assert "computed on</td><td>cpu" in (out / "report.html").read_text()
 
 
+@pytest.mark.subprocess
 def test_a_whole_audit_on_a_fake_gpu_never_mixes_devices(tmp_path):
     """Every op of a tiny audit (both traces side by side, GANs on threads, curves, outputs) on a fake GPU that
     flags any tensor left on the CPU where the GPU's are (tests/fakegpu.py; a subprocess: it patches torch)."""

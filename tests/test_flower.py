@@ -205,6 +205,7 @@ def _metrics(path: Path) -> dict:
     return json.loads((path / "metrics.json").read_text())
 
 
+@pytest.mark.ray
 def test_flower_sim_writes_the_same_audit_as_the_simulator(tmp_path: Path, capsys) -> None:
     conf = tmp_path / "tiny.toml"
     conf.write_text(TINY)
@@ -238,6 +239,8 @@ def test_flower_sim_writes_the_same_audit_as_the_simulator(tmp_path: Path, capsy
     assert "FL test accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.loopback
+@pytest.mark.subprocess
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the loopback script finds processes through /proc")
 def test_loopback_deployment(tmp_path: Path) -> None:
     out = tmp_path / "out"

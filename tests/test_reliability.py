@@ -344,6 +344,7 @@ def test_crash_after_a_periodic_checkpoint_resumes_to_the_same_numbers(runs, tmp
     _assert_samerun_cli(root / "whole", out)
 
 
+@pytest.mark.subprocess
 def test_sigterm_to_a_real_process_then_resume(runs, tmp_path):
     """A separate process gets SIGTERM once its first checkpoint exists: it saves, exits 143, and --resume
     finishes it."""
@@ -398,6 +399,7 @@ def side_by_side(runs) -> Path:
     return root / "both"
 
 
+@pytest.mark.slow
 def test_side_by_side_traces_train_as_a_one_thread_run(runs, side_by_side):
     """Each trace computes on one thread, so FL and the attacks' samples are those of the one-thread run
     (the oracle, trained at two threads before the traces, may differ in its last bits)."""
@@ -411,6 +413,7 @@ def test_side_by_side_traces_train_as_a_one_thread_run(runs, side_by_side):
         assert (side_by_side / name).read_bytes() == (root / "whole" / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_side_by_side_run_stopped_and_resumed_is_bit_identical(side_by_side, tmp_path, monkeypatch):
     """Stopped after round 2 of both traces, the run saves both and resumes them side by side."""
     root = side_by_side.parent

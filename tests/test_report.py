@@ -329,6 +329,7 @@ def _screenshot(html: Path, png: Path) -> None:
         )
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(
     not (shutil.which("chromium") or shutil.which("chromium-browser")),
     reason="chromium not installed (apt-get install chromium; .ci/run installs it when it can)",
