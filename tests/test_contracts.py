@@ -62,6 +62,7 @@ def test_the_import_contract_check_can_fail(tmp_path):
         bad.unlink()
 
 
+@pytest.mark.subprocess
 def test_importing_every_attack_module_loads_no_data_or_evaluation_module():
     """At run time too (through the config, the device helpers, anything): a fresh interpreter."""
     names = [f"mganai.attack.{p.stem}" for p in _modules("attack") if p.stem != "__init__"]
@@ -166,6 +167,7 @@ def test_the_dataset_registry_parses_every_spelling_and_knows_whose_clients_are_
     assert code == 0 and all(d.spelling in "".join(out.split()) for d in DATASETS.values() if d.spelling)
 
 
+@pytest.mark.subprocess
 def test_importing_the_cli_and_the_registries_loads_no_torch():
     code = "import sys, mganai, mganai.cli, mganai.config; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
@@ -201,3 +203,17 @@ def test_every_checkpointed_object_declares_each_attribute_as_state_or_structure
         assert not set(kind.STATE) & set(kind.STRUCTURE), kind.__name__
     gan.new_attribute = 1  # what a developer adding state would do
     assert set(vars(gan)) != set(GanAttack.STATE) | set(GanAttack.STRUCTURE)
+
+
+def test_the_package_facade_names_the_real_objects():
+    import mganai.audit
+    import mganai.config
+    import mganai.data
+
+    assert mganai.run_audit is mganai.audit.run_audit and mganai.build_config is mganai.config.build_config
+    assert mganai.load_dataset is mganai.data.load_dataset and mganai.MganaiError is MganaiError
+    assert mganai.METHODS is METHODS and mganai.DATASETS is DATASETS
+    assert set(mganai.__all__) == {"__version__", *mganai._HOMES}
+    assert all(getattr(mganai, name) is not None for name in mganai.__all__)
+    with pytest.raises(AttributeError):
+        _ = mganai.no_such_name
