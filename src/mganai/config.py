@@ -38,7 +38,6 @@ __all__ = [
     "FLConfig",
     "RunConfig",
     "build_config",
-    "has_natural_clients",
     "load_toml",
     "validate",
 ]
