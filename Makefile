@@ -1,11 +1,12 @@
-# Two entry points: `make demo` (the default audit) and `make test` (the whole suite).
-# Both create .venv on first use and install everything into it.
+# Entry points: `make demo` (the default audit), `make test` (the whole suite), `make test-fast` (the suite
+# without subprocess, Ray, browser, loopback and slow tests), `make lint` (ruff, ruff format, mypy).
+# All create .venv on first use and install everything into it.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 OUT ?= runs/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +22,14 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not (slow or subprocess or ray or browser or loopback)"
+
+lint: install
+	$(BIN)/ruff check src tests bench scripts examples
+	$(BIN)/ruff format --check src tests bench scripts examples
+	$(BIN)/mypy src/mganai
 
 bench: install
 	$(BIN)/python bench/default_run.py

@@ -18,7 +18,12 @@ import time
 from pathlib import Path
 
 KEYS = (
-    "victim_identity_rate", "class_accuracy", "joint_success", "nn_ssim_victim", "nn_ssim_others", "victim_accuracy"
+    "victim_identity_rate",
+    "class_accuracy",
+    "joint_success",
+    "nn_ssim_victim",
+    "nn_ssim_others",
+    "victim_accuracy",
 )
 
 

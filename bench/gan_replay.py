@@ -1,11 +1,11 @@
 """Attack development: replay one GAN method on a cached FL trace with other settings, and score it.
 
 The FL trace (every round's observation), the representatives and the oracle are
-computed once per (seed, clients) and cached; each call then costs only the GAN's
-own training (about 95 s CPU for mganai-passive on the default digits instead of a
-whole audit). Prints the oracle rates, NN-SSIM and diversity, writes a grid PNG.
+computed once per (seed, clients) and cached (in mganai's download cache, by default);
+each call then costs only the GAN's own training instead of a whole audit. Prints the
+oracle rates, NN-SSIM and diversity, writes a grid PNG.
 
-    .venv/bin/python bench/gan_replay.py --method mganai-passive --set attack.class_weight=2 --png /tmp/x.png
+    .venv/bin/python bench/gan_replay.py --method mganai-passive --set attack.class_weight=2 --png runs/replay.png
     .venv/bin/python bench/gan_replay.py --seed 0 --gan-seed 3      # the same trace, other GAN draws
     .venv/bin/python bench/gan_replay.py --seed 0 --judge-representatives  # what the identity head learns from
 """
@@ -20,18 +20,24 @@ from pathlib import Path
 import torch
 
 from mganai.attack.bank import RepresentativeBank
-from mganai.attack.gan import CLASS_GAN, MGANAI, NO_IDENTITY, GanAttack
-from mganai.audit import comparison_client, evaluation_classes, method_grid, set_determinism
+from mganai.attack.gan import RECIPES as GAN_RECIPES
+from mganai.attack.gan import GanAttack
+from mganai.audit.artefacts import comparison_client, method_grid
+from mganai.audit.scoring import SAMPLES_SEED_OFFSET, evaluation_classes
 from mganai.config import build_config
 from mganai.data import load_dataset
+from mganai.data.downloads import cache_dir
+from mganai.device import set_determinism
 from mganai.eval.metrics import nn_ssim, oracle_rates, real_data_reference, sample_diversity
 from mganai.eval.oracle import train_oracle
 from mganai.fl.model import SharedCNN, params_of, seeded
 from mganai.fl.observers import RoundObservation
 from mganai.fl.server import FedAvgSimulator
 from mganai.io import write_png
+from mganai.methods import METHODS
 
-RECIPES = {"mganai-passive": MGANAI, "no-identity": NO_IDENTITY, "class-gan": CLASS_GAN}
+# Every passive GAN method of the registry (the active one needs an FL trace of its own: not replayable here).
+RECIPES = {name: GAN_RECIPES[m.recipe] for name, m in METHODS.items() if m.recipe and not m.changes_fl}
 
 
 class Recorder(RepresentativeBank):
@@ -70,10 +76,11 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--gan-seed", type=int, help="seed of the GAN alone (default: --seed); the trace stays --seed's")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON", help="config overrides, e.g. attack.jitter=0")
-    p.add_argument("--cache-dir", default="/tmp/mganai-gan-replay")
+    p.add_argument("--cache-dir", default=str(cache_dir() / "gan-replay"), help="where the traces are cached")
     p.add_argument("--png", help="where to write the grid")
     p.add_argument(
-        "--judge-representatives", action="store_true",
+        "--judge-representatives",
+        action="store_true",
         help="instead of a GAN: how often the oracle names each client (and class) in its own representatives",
     )
     args = p.parse_args()
@@ -105,7 +112,7 @@ def main() -> None:
         gan.observe(obs)
     gan.finish(saved["final"])
     classes = evaluation_classes(c, cfg.eval.samples_per_class)
-    samples = gan.generate(classes, cfg.seed + 4242)
+    samples = gan.generate(classes, cfg.seed + SAMPLES_SEED_OFFSET)
     v = cfg.attack.victim
     scores = oracle_rates(saved["oracle"], samples, classes, v) | nn_ssim(data, samples, classes, v)
     scores["diversity_ratio"] = sample_diversity(samples, classes) / real_data_reference(data, v)["victim_diversity"]

@@ -32,9 +32,9 @@ from mganai.attack.representatives import (
     present_classes,
     update_match_loss,
 )
-from mganai.audit import set_determinism
 from mganai.config import RunConfig
 from mganai.data.resample import grown_dataset
+from mganai.device import set_determinism
 from mganai.fl.model import SharedCNN, params_of, seeded
 from mganai.fl.observers import RoundObservation
 from mganai.fl.server import FedAvgSimulator
@@ -69,19 +69,32 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     set_determinism()
     print(f"threads={torch.get_num_threads()} cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}")
-    print(f"{'N':>5} {'batched s':>10} {'(median)':>9} {'vmap s':>9} {'loop s':>9} {'(median)':>9} "
-          f"{'loop/batched':>13} {'loop/vmap':>10} {'max |diff|':>11} {'objective batched / loop':>25}")
+    print(
+        f"{'N':>5} {'batched s':>10} {'(median)':>9} {'vmap s':>9} {'loop s':>9} {'(median)':>9} "
+        f"{'loop/batched':>13} {'loop/vmap':>10} {'max |diff|':>11} {'objective batched / loop':>25}"
+    )
     for n in (int(x) for x in args.clients.split(",")):
         cfg = RunConfig()
         model, obs, shape = one_round(cfg, n)
         a = cfg.attack
         labels = labels_for(present_classes(obs.updates), a.reps_per_client)
-        fixed = (model, obs.sent, obs.updates, labels, shape, args.steps or a.inversion_steps,
-                 a.inversion_lr, a.tv_weight)
+        fixed = (
+            model,
+            obs.sent,
+            obs.updates,
+            labels,
+            shape,
+            args.steps or a.inversion_steps,
+            a.inversion_lr,
+            a.tv_weight,
+        )
         times: dict[str, list[float]] = {"batched": [], "vmap": [], "loop": []}
         images = {}
-        fns = (("batched", invert_updates), ("vmap", functools.partial(invert_updates, fused=False)),
-               ("loop", invert_updates_loop))
+        fns = (
+            ("batched", invert_updates),
+            ("vmap", functools.partial(invert_updates, fused=False)),
+            ("loop", invert_updates_loop),
+        )
         for _ in range(args.repeat):
             for name, fn in fns:
                 t0 = time.perf_counter()
@@ -93,9 +106,12 @@ def main() -> None:
             m: float(update_match_loss(model, obs.sent, obs.updates, images[m], labels, fused=False).mean())
             for m in ("batched", "loop")
         }
-        print(f"{n:>5} {b:>10.2f} {statistics.median(times['batched']):>9.2f} {v:>9.2f} {lp:>9.2f} "
-              f"{statistics.median(times['loop']):>9.2f} {lp / b:>12.2f}x {lp / v:>9.2f}x {diff:>11.2e} "
-              f"{objective['batched']:>14.4f} / {objective['loop']:.4f}", flush=True)
+        print(
+            f"{n:>5} {b:>10.2f} {statistics.median(times['batched']):>9.2f} {v:>9.2f} {lp:>9.2f} "
+            f"{statistics.median(times['loop']):>9.2f} {lp / b:>12.2f}x {lp / v:>9.2f}x {diff:>11.2e} "
+            f"{objective['batched']:>14.4f} / {objective['loop']:.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -112,9 +112,10 @@ def measure(runtime: str, clients: int, rounds: int, warmup: int, workers: int) 
     """Run FL for `rounds` rounds in `runtime`; per-round timestamps, rounds/s and memory."""
     import torch
 
-    from mganai.audit import set_determinism, simulate
+    from mganai.audit import simulate
     from mganai.config import RunConfig
     from mganai.data.resample import grown_dataset
+    from mganai.device import set_determinism
     from mganai.fl.model import SharedCNN, params_of, seeded
 
     cfg = RunConfig()
@@ -146,10 +147,7 @@ def measure(runtime: str, clients: int, rounds: int, warmup: int, workers: int) 
         else:
             simulate(model, init, data, cfg, [], None, on_round)
     timed = len(stamps) - warmup
-    if warmup and timed > 0:
-        rate = timed / (stamps[-1] - stamps[warmup - 1])
-    else:
-        rate = len(stamps) / (stamps[-1] - t0)
+    rate = timed / (stamps[-1] - stamps[warmup - 1]) if warmup and timed > 0 else len(stamps) / (stamps[-1] - t0)
     return {
         "runtime": runtime,
         "clients": clients,
@@ -165,7 +163,7 @@ def measure(runtime: str, clients: int, rounds: int, warmup: int, workers: int) 
     }
 
 
-def run_flower(cfg, model, init, clients: int, workers: int, on_round) -> None:  # noqa: ANN001
+def run_flower(cfg, model, init, clients: int, workers: int, on_round) -> None:
     """FL in Flower's simulation engine: our ServerApp main calls `flower_fl`, the ClientApps train like `loop`."""
     import functools
     import logging
@@ -204,8 +202,20 @@ def run_child(runtime: str, clients: int, rounds: int, args: argparse.Namespace)
     """One measurement in a fresh subprocess (its own peak RSS, no state shared between runtimes)."""
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     cmd = [
-        sys.executable, __file__, "--child", runtime, "--clients", str(clients), "--rounds", str(rounds),
-        "--warmup", str(args.warmup), "--workers", str(args.workers), "--threads", str(args.threads),
+        sys.executable,
+        __file__,
+        "--child",
+        runtime,
+        "--clients",
+        str(clients),
+        "--rounds",
+        str(rounds),
+        "--warmup",
+        str(args.warmup),
+        "--workers",
+        str(args.workers),
+        "--threads",
+        str(args.threads),
     ]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=args.timeout)
@@ -243,8 +253,11 @@ def main() -> None:
     rounds, flower_rounds = parse_rounds(args.rounds), parse_rounds(args.flower_rounds) if args.flower_rounds else {}
     sizes = [int(n) for n in args.clients.split(",")]
     runtimes = args.runtimes.split(",")
-    print(f"threads={args.threads} flower-workers={args.workers} warm-up rounds={args.warmup} "
-          f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}", flush=True)
+    print(
+        f"threads={args.threads} flower-workers={args.workers} warm-up rounds={args.warmup} "
+        f"cpus={os.cpu_count()} load={os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
     results: dict[tuple[str, int], list[dict]] = {}
     for n in sizes:
         for rt in runtimes:
@@ -255,10 +268,12 @@ def main() -> None:
                 if "error" in res:
                     print(f"  {rt:<7} N={n:<5} FAILED: {res['error']}", flush=True)
                     break
-                print(f"  {rt:<7} N={n:<5} {res['rounds_per_s']:8.3f} rounds/s  rounds={res['rounds']} "
-                      f"round s={[round(s, 2) for s in res['round_s']]}  rss={res['rss_mb']:.0f} MiB "
-                      f"tree={res['tree_mb']:.0f} MiB  acc={res['accuracy']:.3f}  load={os.getloadavg()[0]:.2f}",
-                      flush=True)
+                print(
+                    f"  {rt:<7} N={n:<5} {res['rounds_per_s']:8.3f} rounds/s  rounds={res['rounds']} "
+                    f"round s={[round(s, 2) for s in res['round_s']]}  rss={res['rss_mb']:.0f} MiB "
+                    f"tree={res['tree_mb']:.0f} MiB  acc={res['accuracy']:.3f}  load={os.getloadavg()[0]:.2f}",
+                    flush=True,
+                )
 
     def best(rt: str, n: int) -> dict | None:
         ok = [x for x in results.get((rt, n), []) if "error" not in x]
@@ -268,16 +283,20 @@ def main() -> None:
         ok = [x["rounds_per_s"] for x in results.get((rt, n), []) if "error" not in x]
         return statistics.median(ok) if ok else None
 
-    print(f"\n{'N':>6} {'runtime':<8} {'rounds/s best':>14} {'median':>8} {'s/round':>8} {'first s':>8} "
-          f"{'timed':>6} {'peak RSS':>9} {'tree RSS':>9}")
+    print(
+        f"\n{'N':>6} {'runtime':<8} {'rounds/s best':>14} {'median':>8} {'s/round':>8} {'first s':>8} "
+        f"{'timed':>6} {'peak RSS':>9} {'tree RSS':>9}"
+    )
     for n in sizes:
         for rt in runtimes:
             b = best(rt, n)
             if b is None:
                 print(f"{n:>6} {rt:<8} {'failed':>14}")
                 continue
-            print(f"{n:>6} {rt:<8} {b['rounds_per_s']:>14.4f} {med(rt, n):>8.4f} {1 / b['rounds_per_s']:>8.2f} "
-                  f"{b['first_s']:>8.1f} {b['timed_rounds']:>6} {b['rss_mb']:>7.0f}Mi {b['tree_mb']:>7.0f}Mi")
+            print(
+                f"{n:>6} {rt:<8} {b['rounds_per_s']:>14.4f} {med(rt, n):>8.4f} {1 / b['rounds_per_s']:>8.2f} "
+                f"{b['first_s']:>8.1f} {b['timed_rounds']:>6} {b['rss_mb']:>7.0f}Mi {b['tree_mb']:>7.0f}Mi"
+            )
     print()
     for n in sizes:
         v = best("vmap", n)

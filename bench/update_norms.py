@@ -23,7 +23,7 @@ class Norms:
     def __init__(self) -> None:
         self.values: list[float] = []
 
-    def observe(self, obs) -> None:  # noqa: ANN001 - a ServerObserver
+    def observe(self, obs) -> None:
         self.values += update_norms(obs.updates).tolist()
 
 
@@ -40,8 +40,11 @@ def main() -> None:
         norms = Norms()
         result = FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers=[norms]).run()
         v = torch.tensor(norms.values)
-        print(f"digits, {rounds} rounds, lr {lr:g}: update norm max {v.max():.3f}, median {v.median():.3f}, "
-              f"rejected {len(result.rejected)} (bound {cfg.fl.max_update_norm:g}), accuracy {result.test_accuracy[-1]:.3f}")
+        print(
+            f"digits, {rounds} rounds, lr {lr:g}: update norm max {v.max():.3f}, median {v.median():.3f}, "
+            f"rejected {len(result.rejected)} (bound {cfg.fl.max_update_norm:g}), "
+            f"accuracy {result.test_accuracy[-1]:.3f}"
+        )
 
 
 if __name__ == "__main__":

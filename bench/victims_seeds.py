@@ -30,8 +30,20 @@ def main() -> None:
         for seed in args.seeds.split(","):
             for victim in args.victims.split(","):
                 out = Path(tmp) / f"v{victim}s{seed}"
-                cmd = [sys.executable, "-m", "mganai", "run", "--quiet", "--victim", victim, "--seed", seed,
-                       "--out", str(out), *extra]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "mganai",
+                    "run",
+                    "--quiet",
+                    "--victim",
+                    victim,
+                    "--seed",
+                    seed,
+                    "--out",
+                    str(out),
+                    *extra,
+                ]
                 subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
                 metrics = json.loads((out / "metrics.json").read_text())
                 for name, m in metrics["methods"].items():

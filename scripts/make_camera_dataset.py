@@ -56,8 +56,12 @@ def main() -> None:
     vignette = xx**2 + yy**2
     for name in NAMES[: args.clients]:
         camera = {
-            "gains": rng.uniform(0.6, 1.4, 3), "background": rng.uniform(0, 0.35, 3), "gamma": rng.uniform(0.6, 1.6),
-            "blur": rng.uniform(0, 1.2), "noise": rng.uniform(0, 0.08), "vignette": rng.uniform(0, 0.6),
+            "gains": rng.uniform(0.6, 1.4, 3),
+            "background": rng.uniform(0, 0.35, 3),
+            "gamma": rng.uniform(0.6, 1.6),
+            "blur": rng.uniform(0, 1.2),
+            "noise": rng.uniform(0, 0.08),
+            "vignette": rng.uniform(0, 0.6),
             "quality": int(rng.integers(30, 95)),
         }
         for c, pool in pools.items():

@@ -19,7 +19,6 @@ from mganai.fl.model import Params, SharedCNN, params_of, seeded
 torch.set_num_threads(1)
 
 
-
 @pytest.fixture(scope="module", autouse=True)
 def _restore_torch_global_state():
     """Audits switch torch to deterministic kernels process-wide; undo that after each test module."""

@@ -49,8 +49,15 @@ class OnFakeGpu(torch.Tensor):
     @staticmethod
     def __new__(cls, elem: torch.Tensor, requires_grad: bool = False) -> OnFakeGpu:
         r = torch.Tensor._make_wrapper_subclass(  # type: ignore[attr-defined]
-            cls, elem.size(), strides=elem.stride(), storage_offset=elem.storage_offset(),
-            dtype=elem.dtype, layout=elem.layout, device=FAKE, requires_grad=requires_grad)
+            cls,
+            elem.size(),
+            strides=elem.stride(),
+            storage_offset=elem.storage_offset(),
+            dtype=elem.dtype,
+            layout=elem.layout,
+            device=FAKE,
+            requires_grad=requires_grad,
+        )
         r.elem = elem.detach() if isinstance(elem, torch.nn.Parameter) else elem
         return r
 
@@ -69,9 +76,9 @@ class OnFakeGpu(torch.Tensor):
             return torch.device("cpu") if isinstance(x, torch.device) and x.type == "meta" else x
 
         out = func(*tree_map(unwrap, args), **tree_map(unwrap, kwargs))
-        if func is torch.ops.aten._to_copy.default and kwargs.get("device") is not None:
-            if torch.device(kwargs["device"]).type == "cpu":
-                return out  # .cpu(): leaves the fake GPU
+        to_device = kwargs.get("device") if func is torch.ops.aten._to_copy.default else None
+        if to_device is not None and torch.device(to_device).type == "cpu":
+            return out  # .cpu(): leaves the fake GPU
         if func._schema.is_mutable and args:
             return args[0] if isinstance(args[0], OnFakeGpu) else out
         return tree_map(lambda x: OnFakeGpu(x) if type(x) is torch.Tensor else x, out)
@@ -159,6 +166,7 @@ def main(out: str) -> None:
     import tomllib
 
     import mganai.audit
+    import mganai.audit.run
     import mganai.device
     from mganai.config import build_config
     from tinyrun import TINY_AUDIT
@@ -166,7 +174,7 @@ def main(out: str) -> None:
     def resolve(name: str) -> torch.device:
         return torch.device("cpu") if name == "cpu" else FAKE
 
-    mganai.device.resolve_device = mganai.audit.resolve_device = resolve  # type: ignore[assignment]
+    mganai.device.resolve_device = mganai.audit.run.resolve_device = resolve  # type: ignore[assignment]
     canary = OnFakeGpu(torch.ones(3)) + torch.ones(3)  # the check must see this one
     del canary
     caught = sum(PROBLEMS.values())
@@ -174,10 +182,16 @@ def main(out: str) -> None:
     cfg = build_config(tomllib.loads(TINY_AUDIT), {"device": "cuda", "out": out, "quiet": True})
     torch.set_num_threads(2)  # the side-by-side path, with the GANs on threads of their own
     metrics = mganai.audit.run_audit(cfg, Path(out))
-    print(json.dumps({
-        "canary_caught": caught, "device_ops": DEVICE_OPS[0], "device": metrics["timing"]["device"],
-        "problems": [f"{n} x {kind}: {func} at {where}" for (kind, func, where), n in PROBLEMS.items()],
-    }))
+    print(
+        json.dumps(
+            {
+                "canary_caught": caught,
+                "device_ops": DEVICE_OPS[0],
+                "device": metrics["timing"]["device"],
+                "problems": [f"{n} x {kind}: {func} at {where}" for (kind, func, where), n in PROBLEMS.items()],
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

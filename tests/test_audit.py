@@ -10,9 +10,9 @@ from PIL import Image
 from pytorch_msssim import ssim
 
 from mganai.cli import main
-from tinyrun import TINY_AUDIT
 from mganai.config import ALL_METHODS
 from mganai.eval import metrics
+from tinyrun import TINY_AUDIT
 
 TINY = TINY_AUDIT.replace("rounds = 4", "rounds = 3")
 
@@ -30,6 +30,7 @@ def tiny_run(tmp_path_factory):
     return outs
 
 
+@pytest.mark.slow
 def test_every_method_is_scored(tiny_run):
     metrics = json.loads((tiny_run[0] / "metrics.json").read_text())
     assert set(metrics["methods"]) == set(ALL_METHODS)
@@ -47,6 +48,7 @@ def test_every_method_is_scored(tiny_run):
     assert metrics["fl"]["active_test_accuracy_per_round"] != metrics["fl"]["test_accuracy_per_round"]
 
 
+@pytest.mark.slow
 def test_every_method_has_a_grid(tiny_run):
     for name in ALL_METHODS:
         img = Image.open(tiny_run[0] / f"{name}.png")
@@ -54,6 +56,7 @@ def test_every_method_has_a_grid(tiny_run):
         assert img.size[1] == 2 * (10 * 17 + 1)
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(tiny_run):
     a, b = (json.loads((d / "metrics.json").read_text()) for d in tiny_run)
     assert a["methods"] == b["methods"] and a["oracle"] == b["oracle"] and a["fl"] == b["fl"]
@@ -63,10 +66,12 @@ def test_nearest_ssim_is_the_best_pair_per_sample(monkeypatch):
     gen = torch.Generator().manual_seed(3)
     reference = torch.rand(7, 1, 16, 16, generator=gen) * 2 - 1
     samples = torch.cat([reference[4:5], torch.rand(4, 1, 16, 16, generator=gen) * 2 - 1])
-    want = torch.stack([
-        ssim((s + 1).expand_as(reference), reference + 1, data_range=2.0, size_average=False, win_size=7).max()
-        for s in samples
-    ])
+    want = torch.stack(
+        [
+            ssim((s + 1).expand_as(reference), reference + 1, data_range=2.0, size_average=False, win_size=7).max()
+            for s in samples
+        ]
+    )
     got = metrics.nearest_ssim(samples, reference)
     assert torch.allclose(got, want, atol=1e-6)
     assert got[0] == pytest.approx(1.0, abs=1e-5)  # an exact copy of a reference image

@@ -62,7 +62,7 @@ def test_same_seed_twice_gives_identical_fl_numbers(basic_run, tmp_path):
 def test_config_file_is_read_and_flags_override_it(tmp_path):
     config = tmp_path / "run.toml"
     config.write_text(
-        'seed = 3\nquiet = true\n[data]\nclients = 4\n[fl]\nrounds = 5\nlocal_epochs = 1\nbatch_size = 32\n'
+        "seed = 3\nquiet = true\n[data]\nclients = 4\n[fl]\nrounds = 5\nlocal_epochs = 1\nbatch_size = 32\n"
         '[attack]\nvictim = 3\nmethods = ["none"]\n',
         encoding="utf-8",
     )
@@ -138,6 +138,7 @@ def _subprocess(args: list[str]) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.subprocess
 def test_python_dash_m_mganai_runs_end_to_end(tmp_path):
     out = tmp_path / "out"
     proc = _subprocess([*RUN, "--out", str(out)])
@@ -147,6 +148,7 @@ def test_python_dash_m_mganai_runs_end_to_end(tmp_path):
     assert "FL test accuracy" in proc.stdout
 
 
+@pytest.mark.subprocess
 def test_python_dash_m_mganai_bad_input_is_one_line_without_traceback(tmp_path):
     out = tmp_path / "out"
     proc = _subprocess(["run", "--victim", "5", "--clients", "3", "--out", str(out)])
@@ -158,8 +160,9 @@ def test_python_dash_m_mganai_bad_input_is_one_line_without_traceback(tmp_path):
 
 def test_negative_seed_is_a_one_line_error(tmp_path):
     out = tmp_path / "out"
-    code, _, stderr = _run(["run", "--seed", "-1", "--rounds", "1", "--clients", "2", "--methods", "none", "--quiet",
-                            "--out", str(out)])
+    code, _, stderr = _run(
+        ["run", "--seed", "-1", "--rounds", "1", "--clients", "2", "--methods", "none", "--quiet", "--out", str(out)]
+    )
     assert code == 2 and stderr.startswith("mganai: error:") and "seed" in stderr
     assert not out.exists()
 

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from datafixtures import write_folder_tree, write_image
 
+from datafixtures import write_folder_tree, write_image
 from mganai.cli import main
 from mganai.config import ConfigError, DataConfig
 from mganai.data import DataError, load_dataset, resolve_victim
@@ -110,7 +110,7 @@ def test_a_truncated_image_is_an_error_naming_it(tmp_path):
     root = write_folder_tree(tmp_path / "users", THREE, suffix=".jpg")
     path = root / "alice" / "c" / "2.jpg"
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(DataError, match="alice/c/2.jpg"):
+    with pytest.raises(DataError, match=r"alice/c/2\.jpg"):
         _load(root)
 
 
@@ -157,7 +157,7 @@ def test_cli_runs_an_rgb_folder_dataset_with_the_victim_named(tmp_path):
         "gan_final_steps = 1\ngan_batch = 8\nmatch_batch = 2\n[eval]\nsamples_per_class = 2\noracle_epochs = 1\n"
     )
     out = tmp_path / "out"
-    code, stdout, stderr = _run(["run", "--config", str(cfg), "--dataset", f"folder:{root}", "--victim", "bob",
+    code, _, stderr = _run(["run", "--config", str(cfg), "--dataset", f"folder:{root}", "--victim", "bob",
                                  *TINY_ATTACK, "--out", str(out)])  # fmt: skip
     assert code == 0, stderr
     metrics = json.loads((out / "metrics.json").read_text())
@@ -183,3 +183,74 @@ def test_cli_folder_errors_exit_2_with_one_line_and_no_output(tmp_path, extra, m
     assert code == 2 and stdout == ""
     assert stderr.startswith("mganai: error:") and len(stderr.splitlines()) == 1 and mentions in stderr, stderr
     assert not out.exists()
+
+
+# --- the client count is the data's, not data.clients ------------------------------------------------
+
+EIGHT = {f"cam{k}": {"a": 4, "b": 4} for k in range(8)}
+
+
+@pytest.fixture(scope="module")
+def eight_camera_run(tmp_path_factory):
+    """A tiny audit on an 8-client folder dataset, with data.clients left at its default of 10."""
+    tmp = tmp_path_factory.mktemp("eight")
+    root = write_folder_tree(tmp / "cams", EIGHT, size=(16, 16))
+    cfg = tmp / "tiny.toml"
+    cfg.write_text(
+        "[attack]\nstart_round = 1\nreps_per_client = 2\ninversion_steps = 1\ngan_steps_per_round = 1\n"
+        "gan_final_steps = 1\ngan_batch = 8\nmatch_batch = 2\n[eval]\nsamples_per_class = 2\noracle_epochs = 1\n"
+        "curve_every = 1\ncurve_samples_per_class = 1\n"
+    )
+    out = tmp / "out"
+    code, _, stderr = _run(["run", "--config", str(cfg), "--dataset", f"folder:{root}", *TINY_ATTACK,
+                            "--out", str(out)])  # fmt: skip
+    torch.use_deterministic_algorithms(False)
+    assert code == 0, stderr
+    return root, out
+
+
+def test_report_counts_the_folders_clients_not_data_clients(eight_camera_run):
+    _, out = eight_camera_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["data"]["clients"] == 10 and len(metrics["data"]["clients"]) == 8
+    html = (out / "report.html").read_text()
+    assert "chance: 1/8 = 12.5%" in html and "1/10" not in html
+    assert "victim client 0 of 8" in html
+
+
+def test_compare_draws_the_folders_chance_line(eight_camera_run, tmp_path, monkeypatch):
+    from mganai.report import plots
+    from mganai.report.compare import write_comparison
+
+    _, out = eight_camera_run
+    seen = []
+    real = plots.compare_bars
+
+    def spy(runs, table, methods, num_clients):
+        seen.append(list(num_clients))
+        return real(runs, table, methods, num_clients)
+
+    monkeypatch.setattr(plots, "compare_bars", spy)
+    write_comparison([out], tmp_path / "cmp")
+    assert seen == [[8]]
+
+
+def test_flower_sim_starts_one_supernode_per_client_folder(eight_camera_run, tmp_path, monkeypatch):
+    pytest.importorskip("flwr", reason="Flower is not installed: pip install -e '.[flower]'")
+    import flwr.simulation
+
+    from mganai.config import build_config
+    from mganai.flower.app import run_flower_simulation
+
+    root, _ = eight_camera_run
+    cfg = build_config({}, {"data.dataset": f"folder:{root}", "out": str(tmp_path / "sim"), "quiet": True})
+    started = {}
+
+    def fake_simulation(**kwargs):  # Ray is not started: only what it would have been asked for is recorded
+        started.update(kwargs)
+        (tmp_path / "sim").mkdir()
+        (tmp_path / "sim" / "metrics.json").write_text("{}")
+
+    monkeypatch.setattr(flwr.simulation, "run_simulation", fake_simulation)
+    run_flower_simulation(cfg)
+    assert started["num_supernodes"] == 8

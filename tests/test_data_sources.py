@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from datafixtures import class_images, idx_bytes, write_idx, write_idx_dir
 
+from datafixtures import class_images, idx_bytes, write_idx, write_idx_dir
 from mganai.config import ConfigError, DataConfig, build_config
 from mganai.data import DataError, load_dataset
 from mganai.data import downloads as dl
@@ -70,7 +70,7 @@ def test_truncated_idx_is_an_error_naming_the_file(tmp_path):
     with pytest.raises(DataError, match=r"cut-images-idx3-ubyte is truncated"):
         read_idx(tmp_path / "cut-images-idx3-ubyte")
     (tmp_path / "cut.gz").write_bytes(gzip.compress(data)[:-30])  # a cut-off gzip stream
-    with pytest.raises(DataError, match="cut.gz"):
+    with pytest.raises(DataError, match=r"cut\.gz"):
         read_idx(tmp_path / "cut.gz")
     (tmp_path / "junk").write_bytes(b"\x89PNG not idx at all")
     with pytest.raises(DataError, match="junk is not an IDX file"):
@@ -223,7 +223,7 @@ def test_a_bad_download_does_not_stay_in_the_cache(monkeypatch, tmp_path):
         dest.write_bytes(b"<html>moved</html>")
 
     monkeypatch.setattr(dl, "download", html)
-    with pytest.raises(DataError, match="could not be downloaded .*cannot read IDX file"):
+    with pytest.raises(DataError, match=r"could not be downloaded .*cannot read IDX file"):
         load_dataset(_cfg("mnist", cache_dir=str(tmp_path)), seed=0)
     assert not any((tmp_path / "mnist").iterdir())
 
@@ -235,7 +235,7 @@ def test_emnist_letters_from_the_cache_and_offline_error(monkeypatch, tmp_path):
     data = load_dataset(_cfg("emnist", clients=2, cache_dir=str(tmp_path), resolution=16), seed=0)
     assert data.num_classes == 26 and data.class_names[:3] == ["a", "b", "c"]
     monkeypatch.setattr(dl, "download", lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("offline")))
-    with pytest.raises(DataError, match="emnist.*gzip.zip"):
+    with pytest.raises(DataError, match=r"emnist.*gzip\.zip"):
         load_dataset(_cfg("emnist-digits", cache_dir=str(tmp_path)), seed=0)
 
 

@@ -89,8 +89,9 @@ def test_run_on_a_missing_gpu_is_one_line_and_writes_nothing(no_cuda, tmp_path):
 
 def test_the_run_says_where_it_computed(no_cuda, tmp_path):
     out = tmp_path / "out"
-    code, stdout, err = run_cli(["run", "--rounds", "1", "--clients", "2", "--methods", "none", "--quiet",
-                                 "--out", str(out)])
+    code, stdout, err = run_cli(
+        ["run", "--rounds", "1", "--clients", "2", "--methods", "none", "--quiet", "--out", str(out)]
+    )
     torch.use_deterministic_algorithms(False)
     assert code == 0, err
     assert " on cpu, peak memory" in stdout
@@ -99,14 +100,16 @@ def test_the_run_says_where_it_computed(no_cuda, tmp_path):
     assert "computed on</td><td>cpu" in (out / "report.html").read_text()
 
 
+@pytest.mark.subprocess
 def test_a_whole_audit_on_a_fake_gpu_never_mixes_devices(tmp_path):
     """Every op of a tiny audit (both traces side by side, GANs on threads, curves, outputs) on a fake GPU that
     flags any tensor left on the CPU where the GPU's are (tests/fakegpu.py; a subprocess: it patches torch)."""
     out = tmp_path / "out"
     tests = Path(__file__).parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, str(tests / "fakegpu.py"), str(out)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(tests / "fakegpu.py"), str(out)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["canary_caught"] == 1  # the check sees a planted CPU/device mix

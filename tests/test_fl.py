@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.testing import assert_close
 from torch.func import grad, vmap
+from torch.testing import assert_close
 
 from mganai.fl.aggregate import apply_update, weighted_mean
 from mganai.fl.client import client_generator, make_plan, sgd_step, stacked_grads, train_loop, train_vmap, weighted_loss

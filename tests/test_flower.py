@@ -15,18 +15,18 @@ import torch
 
 pytest.importorskip("flwr", reason="Flower is not installed: pip install -e '.[flower]' (make test installs it)")
 
-from flwr.app import ConfigRecord, Message, RecordDict  # noqa: E402
-from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
+from flwr.app import ConfigRecord, Message, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
 
-from mganai.attack.active import VictimIsolation  # noqa: E402
-from mganai.cli import main  # noqa: E402
-from mganai.config import build_config  # noqa: E402
-from mganai.data import load_dataset  # noqa: E402
-from mganai.fl.model import SharedCNN, params_of, seeded  # noqa: E402
-from mganai.fl.observers import RoundObservation  # noqa: E402
-from mganai.fl.server import FedAvgSimulator  # noqa: E402
-from mganai.flower.app import config_from_run_config, train_reply  # noqa: E402
-from mganai.flower.strategy import AuditStrategy, params_from_record, record_from_params  # noqa: E402
+from mganai.attack.active import VictimIsolation
+from mganai.cli import main
+from mganai.config import build_config
+from mganai.data import load_dataset
+from mganai.fl.model import SharedCNN, params_of, seeded
+from mganai.fl.observers import RoundObservation
+from mganai.fl.server import FedAvgSimulator
+from mganai.flower.app import config_from_run_config, train_reply
+from mganai.flower.strategy import AuditStrategy, params_from_record, record_from_params
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = """
@@ -116,8 +116,10 @@ def test_strategy_shows_the_simulators_rounds_and_isolates_the_victim(task_ident
     # round 2 on: the victim's node got its own record, the others share the shared model's
     victim_node, others = 503, [501, 502]
     assert sent[1][victim_node] is not sent[1][others[0]] and sent[1][others[0]] is sent[1][others[1]]
-    assert not torch.equal(params_from_record(sent[2][victim_node]["arrays"])["classifier.weight"],
-                           params_from_record(sent[2][others[0]]["arrays"])["classifier.weight"])
+    assert not torch.equal(
+        params_from_record(sent[2][victim_node]["arrays"])["classifier.weight"],
+        params_from_record(sent[2][others[0]]["arrays"])["classifier.weight"],
+    )
 
 
 def test_strategy_refuses_replies_without_a_client_id(task_identity) -> None:
@@ -144,7 +146,7 @@ def test_a_client_without_the_servers_gpu_trains_on_its_cpu(task_identity, monke
     shape = data.image_shape
     init = params_of(SharedCNN(shape[0], data.num_classes, shape[1]))
     strategy = AuditStrategy([Recorder()], min_available_nodes=2)
-    message = list(strategy.configure_train(1, record_from_params(init), ConfigRecord(), FakeGrid([1, 2])))[0]
+    message = next(iter(strategy.configure_train(1, record_from_params(init), ConfigRecord(), FakeGrid([1, 2]))))
     replies = [params_from_record(train_reply(c, 1, message.content)["arrays"]) for c in (cpu, gpu)]
     assert all(torch.equal(replies[0][n], replies[1][n]) for n in init)
     assert not torch.equal(replies[0]["classifier.weight"], init["classifier.weight"])
@@ -157,8 +159,9 @@ def test_strategy_rejects_a_nan_reply_like_the_simulator(task_identity, capsys) 
     shape = data.image_shape
     init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
     seen = Recorder()
-    strategy = AuditStrategy([seen], fraction_evaluate=0.0, min_available_nodes=3,
-                             max_update_norm=cfg.fl.max_update_norm)
+    strategy = AuditStrategy(
+        [seen], fraction_evaluate=0.0, min_available_nodes=3, max_update_norm=cfg.fl.max_update_norm
+    )
     client_of = {501: 2, 502: 0, 503: 1}
     arrays = record_from_params(init)
     for r in (1, 2):
@@ -202,11 +205,25 @@ def _metrics(path: Path) -> dict:
     return json.loads((path / "metrics.json").read_text())
 
 
+@pytest.mark.ray
 def test_flower_sim_writes_the_same_audit_as_the_simulator(tmp_path: Path, capsys) -> None:
     conf = tmp_path / "tiny.toml"
     conf.write_text(TINY)
-    common = ["--config", str(conf), "--clients", "3", "--rounds", "2", "--local-epochs", "1", "--seed", "5",
-              "--methods", "mganai-passive,mganai-active", "--quiet"]
+    common = [
+        "--config",
+        str(conf),
+        "--clients",
+        "3",
+        "--rounds",
+        "2",
+        "--local-epochs",
+        "1",
+        "--seed",
+        "5",
+        "--methods",
+        "mganai-passive,mganai-active",
+        "--quiet",
+    ]
     assert main(["flower-sim", *common, "--out", str(tmp_path / "flower")]) == 0
     assert main(["run", *common, "--engine", "loop", "--out", str(tmp_path / "sim")]) == 0
     flower, sim = _metrics(tmp_path / "flower"), _metrics(tmp_path / "sim")
@@ -222,13 +239,29 @@ def test_flower_sim_writes_the_same_audit_as_the_simulator(tmp_path: Path, capsy
     assert "FL test accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.loopback
+@pytest.mark.subprocess
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the loopback script finds processes through /proc")
 def test_loopback_deployment(tmp_path: Path) -> None:
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples/flower/deploy_loopback.py"), "--nodes", "2", "--rounds", "2",
-         "--methods", "mganai-passive", "--out", str(out), "--timeout", "240"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "examples/flower/deploy_loopback.py"),
+            "--nodes",
+            "2",
+            "--rounds",
+            "2",
+            "--methods",
+            "mganai-passive",
+            "--out",
+            str(out),
+            "--timeout",
+            "240",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
@@ -239,3 +272,43 @@ def test_loopback_deployment(tmp_path: Path) -> None:
     assert m["fl"]["runtime"] == "flower" and len(m["fl"]["test_accuracy_per_round"]) == 2
     assert 0.0 <= m["methods"]["mganai-passive"]["joint_success"] <= 1.0
     assert (out / "mganai-passive.png").stat().st_size > 0
+
+
+def test_both_runtimes_settle_every_round_through_the_one_function(task_identity, monkeypatch) -> None:
+    """The simulator and the Flower strategy hand settle_round the same round and get the same settlement back."""
+    import mganai.fl.server as server_module
+    import mganai.flower.strategy as strategy_module
+    from mganai.fl.settle import settle_round
+
+    def spy(log):
+        def settle(round_, max_norm, transforms=()):
+            settled = settle_round(round_, max_norm, transforms)
+            log.append((round_, settled))
+            return settled
+
+        return settle
+
+    sim_log, fl_log = [], []
+    monkeypatch.setattr(server_module, "settle_round", spy(sim_log))
+    monkeypatch.setattr(strategy_module, "settle_round", spy(fl_log))
+    cfg = build_config({}, {"data.clients": 3, "fl.rounds": 3, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 5})
+    data = load_dataset(cfg.data, cfg.seed)
+    shape = data.image_shape
+    model = SharedCNN(shape[0], data.num_classes, shape[1])
+    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    sim_iso = VictimIsolation(2, start_round=1)
+    FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers=[sim_iso], dispatcher=sim_iso).run()
+    fl_iso = VictimIsolation(2, start_round=1)
+    strategy = AuditStrategy([fl_iso], fl_iso, fraction_evaluate=0.0, min_available_nodes=3, max_update_norm=1000.0)
+    _flower_rounds(cfg, strategy, init, {11: 0, 12: 1, 13: 2}, cfg.fl.rounds)
+
+    assert len(sim_log) == len(fl_log) == cfg.fl.rounds
+    for (a_in, a_out), (b_in, b_out) in zip(sim_log, fl_log):
+        assert (a_in.round, a_in.client_ids, a_in.dispatched) == (b_in.round, b_in.client_ids, b_in.dispatched)
+        assert torch.equal(a_in.num_samples, b_in.num_samples)
+        for n in a_in.updates:
+            assert torch.equal(a_in.updates[n], b_in.updates[n]) and torch.equal(a_in.sent[n], b_in.sent[n]), n
+            assert torch.equal(a_out.params[n], b_out.params[n]), n
+            assert torch.equal(a_out.observation.updates[n], b_out.observation.updates[n]), n
+        assert a_out.aggregated == b_out.aggregated and a_out.rejected == b_out.rejected
+    assert sim_log[1][1].aggregated == [0, 1]  # the isolated victim (client 2) is observed, not averaged

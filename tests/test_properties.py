@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import mganai.audit as audit
-from tinyrun import run_cli
+import mganai.audit.run as audit
 from mganai.config import ALL_METHODS, SECTIONS, ConfigError, RunConfig, build_config
+from tinyrun import run_cli
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -94,8 +94,9 @@ INVALID = {
     "data.partition": TEXT.filter(lambda s: s not in ("iid", "dirichlet")),
     "data.resolution": INT64.filter(lambda r: r not in (0, 16, 28, 32, 64)),
     "attack.victim": st.integers(min_value=10, max_value=2**63 - 1) | st.integers(min_value=-(2**63), max_value=-1),
-    "attack.methods": st.lists(TEXT.filter(lambda s: s.strip() not in (*ALL_METHODS, "none", "")), min_size=1,
-                               max_size=3),
+    "attack.methods": st.lists(
+        TEXT.filter(lambda s: s.strip() not in (*ALL_METHODS, "none", "")), min_size=1, max_size=3
+    ),
     "attack.gan_lr": NON_POSITIVE,
     "attack.inversion_steps": NEG_OR_ZERO,
     "seed": st.integers(min_value=2**31, max_value=2**63 - 1) | st.integers(min_value=-(2**63), max_value=-1),
@@ -115,8 +116,9 @@ def bad_setting(draw) -> tuple[str, object]:
         wrong = {"data.user_styles": INT64, "fl.engine": INT64}.get(key, TEXT | st.booleans())
         return key, draw(wrong)
     section = draw(st.sampled_from(["", *SECTIONS]))
-    name = draw(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True).filter(lambda n: n not in KEYS and n not in
-                                                                                  SECTIONS))
+    name = draw(
+        st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True).filter(lambda n: n not in KEYS and n not in SECTIONS)
+    )
     known = {f.split(".")[-1] for f in KEYS if f.startswith(f"{section}.")} if section else set(KEYS)
     if name in known:
         name += "_x"
@@ -142,9 +144,13 @@ FLAG_VALUES = {
     "--max-update-norm": st.floats(max_value=0.0).map(repr),
     "--fraction": st.floats(min_value=1.0, exclude_min=True).map(repr),
     "--engine": TEXT.filter(lambda s: s not in ("vmap", "loop")),
-    "--methods": TEXT.filter(lambda s: s.strip() and all(m.strip() not in (*ALL_METHODS, "none")
-                                                          for m in s.split(",")) and any(m.strip() for m in
-                                                                                        s.split(","))),
+    "--methods": TEXT.filter(
+        lambda s: (
+            s.strip()
+            and all(m.strip() not in (*ALL_METHODS, "none") for m in s.split(","))
+            and any(m.strip() for m in s.split(","))
+        )
+    ),
     "--victim": st.integers(min_value=10).map(str),
     "--checkpoint-every": st.integers(max_value=-1).map(str),
 }
@@ -195,16 +201,35 @@ def _cli_on_dataset(dataset: str, out: Path) -> tuple[int, str, str]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(audit, "run_trace", stop_after_loading)
         try:
-            return run_cli(["run", "--dataset", dataset, "--clients", "2", "--rounds", "1", "--methods", "none",
-                         "--out", str(out), "--quiet"])
+            return run_cli(
+                [
+                    "run",
+                    "--dataset",
+                    dataset,
+                    "--clients",
+                    "2",
+                    "--rounds",
+                    "1",
+                    "--methods",
+                    "none",
+                    "--out",
+                    str(out),
+                    "--quiet",
+                ]
+            )
         except _Loaded:
             return 0, "", ""
 
 
 @FAST
-@example(images=VALID_IMAGES[:3] + b"\x12" + VALID_IMAGES[4:], labels=VALID_LABELS, gz=False)  # 18 dims: np.prod wrapped
-@given(images=st.one_of(st.just(VALID_IMAGES), damaged(VALID_IMAGES)),
-       labels=st.one_of(st.just(VALID_LABELS), damaged(VALID_LABELS)), gz=st.booleans())
+@example(
+    images=VALID_IMAGES[:3] + b"\x12" + VALID_IMAGES[4:], labels=VALID_LABELS, gz=False
+)  # 18 dims: np.prod wrapped
+@given(
+    images=st.one_of(st.just(VALID_IMAGES), damaged(VALID_IMAGES)),
+    labels=st.one_of(st.just(VALID_LABELS), damaged(VALID_LABELS)),
+    gz=st.booleans(),
+)
 def test_garbage_idx_files_are_one_line_errors(images, labels, gz):
     with tempfile.TemporaryDirectory() as tmp:
         d, out = Path(tmp) / "idx", Path(tmp) / "out"

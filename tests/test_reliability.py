@@ -1,4 +1,5 @@
-"""Reliability: faulty clients, --out safety, atomic outputs, checkpoint/resume (bit for bit), safe checkpoint loading."""
+"""Reliability: faulty clients, --out safety, atomic outputs, checkpoint/resume (bit for bit), safe checkpoint
+loading."""
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ import torch
 import mganai.cli as cli
 from mganai import checkpoint
 from mganai.cli import main
-from tinyrun import TINY_AUDIT, run_cli
 from mganai.data.federated import ClientData, FederatedDataset
 from mganai.fl.faults import dropouts, screen_updates, update_norms
 from mganai.fl.observers import RoundObservation
 from mganai.fl.server import FedAvgSimulator
+from tinyrun import TINY_AUDIT, run_cli
 
-TINY = TINY_AUDIT.replace("batch_size = 32", "batch_size = 32\ndropout = 0.25").replace("curve_samples_per_class = 2\n", "")
+TINY = TINY_AUDIT.replace("batch_size = 32", "batch_size = 32\ndropout = 0.25").replace(
+    "curve_samples_per_class = 2\n", ""
+)
 FL_ONLY = ["run", "--rounds", "2", "--clients", "3", "--methods", "none", "--quiet"]
 
 
@@ -83,8 +86,9 @@ def test_nan_update_is_kept_out_of_fedavg_and_the_attack(poisoned, model, init_p
     assert result.absent_rounds(2) == [0, 1, 2] and result.absent_rounds(0) == []
 
 
-def test_fedavg_with_a_rejected_client_equals_fedavg_without_it(small_fed, poisoned, model, init_params, fl_cfg,
-                                                                 monkeypatch):
+def test_fedavg_with_a_rejected_client_equals_fedavg_without_it(
+    small_fed, poisoned, model, init_params, fl_cfg, monkeypatch
+):
     """Rejection removes the client from the weighted mean exactly: the same model as if it had dropped out."""
     import mganai.fl.server as server
 
@@ -148,7 +152,7 @@ def test_audit_with_a_nan_client_and_dropouts_counts_them_and_stays_finite(tmp_p
 
     Only the client's update is broken (its data stays clean for the oracle and the metrics): a test hook in
     the training engine turns that client's trained model into NaN."""
-    import mganai.audit as audit
+    import mganai.audit.run as audit
     import mganai.fl.server as server
 
     (tmp_path / "tiny.toml").write_text(TINY.replace("clients = 3", "clients = 4").replace("rounds = 4", "rounds = 5"))
@@ -170,8 +174,9 @@ def test_audit_with_a_nan_client_and_dropouts_counts_them_and_stays_finite(tmp_p
     monkeypatch.setattr(audit, "load_dataset", load)
     monkeypatch.setattr(server, "ENGINES", {k: faulty(v) for k, v in server.ENGINES.items()})
     out = tmp_path / "out"
-    code, stdout, err = run_cli(["run", "--config", str(tmp_path / "tiny.toml"), "--dropout", "0.4", "--out", str(out),
-                              "--quiet"])
+    code, stdout, err = run_cli(
+        ["run", "--config", str(tmp_path / "tiny.toml"), "--dropout", "0.4", "--out", str(out), "--quiet"]
+    )
     torch.use_deterministic_algorithms(False)
     assert code == 0, err
     m = json.loads((out / "metrics.json").read_text())
@@ -339,13 +344,26 @@ def test_crash_after_a_periodic_checkpoint_resumes_to_the_same_numbers(runs, tmp
     _assert_samerun_cli(root / "whole", out)
 
 
+@pytest.mark.subprocess
 def test_sigterm_to_a_real_process_then_resume(runs, tmp_path):
-    """A separate process gets SIGTERM once its first checkpoint exists: it saves, exits 143, and --resume finishes it."""
+    """A separate process gets SIGTERM once its first checkpoint exists: it saves, exits 143, and --resume
+    finishes it."""
     root, _ = runs
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "mganai", "run", "--config", str(root / "tiny.toml"), "--out", str(out), "--quiet",
-           "--checkpoint-every", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mganai",
+        "run",
+        "--config",
+        str(root / "tiny.toml"),
+        "--out",
+        str(out),
+        "--quiet",
+        "--checkpoint-every",
+        "1",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 240
     while not (out / "checkpoint.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -355,8 +373,14 @@ def test_sigterm_to_a_real_process_then_resume(runs, tmp_path):
     assert proc.returncode == 143, err
     assert len(err.strip().splitlines()) == 1 and err.startswith("mganai: interrupted by SIGTERM") and "--resume" in err
     assert not (out / "metrics.json").exists()
-    resumed = subprocess.run([sys.executable, "-m", "mganai", "run", "--resume", str(out), "--quiet"],
-                             capture_output=True, text=True, env=env, timeout=240, check=False)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "mganai", "run", "--resume", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+        check=False,
+    )
     assert resumed.returncode == 0, resumed.stderr
     _assert_samerun_cli(root / "whole", out)
 
@@ -375,6 +399,7 @@ def side_by_side(runs) -> Path:
     return root / "both"
 
 
+@pytest.mark.slow
 def test_side_by_side_traces_train_as_a_one_thread_run(runs, side_by_side):
     """Each trace computes on one thread, so FL and the attacks' samples are those of the one-thread run
     (the oracle, trained at two threads before the traces, may differ in its last bits)."""
@@ -388,6 +413,7 @@ def test_side_by_side_traces_train_as_a_one_thread_run(runs, side_by_side):
         assert (side_by_side / name).read_bytes() == (root / "whole" / name).read_bytes(), name
 
 
+@pytest.mark.slow
 def test_side_by_side_run_stopped_and_resumed_is_bit_identical(side_by_side, tmp_path, monkeypatch):
     """Stopped after round 2 of both traces, the run saves both and resumes them side by side."""
     root = side_by_side.parent
@@ -434,8 +460,9 @@ def test_resume_with_other_settings_is_refused(runs, interrupted):
     line = _one_error_line(*run_cli(["run", "--resume", str(interrupted), "--rounds", "5"])[::2])
     assert "fl.rounds is 5 now but 4 in the checkpoint" in line
     # the same settings again (file and flags) are fine to repeat: only differences are refused
-    line = _one_error_line(*run_cli(["run", "--resume", str(interrupted), "--config", str(root / "tiny.toml"),
-                                  "--seed", "4"])[::2])
+    line = _one_error_line(
+        *run_cli(["run", "--resume", str(interrupted), "--config", str(root / "tiny.toml"), "--seed", "4"])[::2]
+    )
     assert "seed is 4 now but 3" in line
     assert (interrupted / "checkpoint.pt").read_bytes() == before
 

@@ -21,11 +21,11 @@ import torch
 from PIL import Image
 
 from mganai.cli import main
-from tinyrun import TINY_AUDIT
 from mganai.config import ALL_METHODS, DataConfig
 from mganai.data import load_dataset
 from mganai.report.grids import to_uint8
 from mganai.report.tables import COLUMNS, best_marks, fmt, verdict
+from tinyrun import TINY_AUDIT
 
 TINY = TINY_AUDIT.replace("seed = 3", "seed = 3\nquiet = true")
 
@@ -55,8 +55,21 @@ def run_a(root) -> Path:
 @pytest.fixture(scope="module")
 def run_b(root) -> Path:
     """A second, smaller run differing in seed and methods, for `compare`."""
-    code, _, err = _run(["run", "--config", str(root / "tiny.toml"), "--seed", "4", "--rounds", "2",
-                         "--methods", "mganai-passive,class-gan", "--out", str(root / "b")])
+    code, _, err = _run(
+        [
+            "run",
+            "--config",
+            str(root / "tiny.toml"),
+            "--seed",
+            "4",
+            "--rounds",
+            "2",
+            "--methods",
+            "mganai-passive,class-gan",
+            "--out",
+            str(root / "b"),
+        ]
+    )
     assert code == 0, err
     return root / "b"
 
@@ -94,7 +107,7 @@ def _page(path: Path) -> Page:
 def _decode(src: str) -> bytes:
     prefix = "data:image/png;base64,"
     assert src.startswith(prefix), src[:40]
-    return base64.b64decode(src[len(prefix):], validate=True)
+    return base64.b64decode(src[len(prefix) :], validate=True)
 
 
 def test_report_is_self_contained_and_shows_every_method(run_a):
@@ -221,8 +234,11 @@ def test_report_names_a_missing_grid_and_writes_nothing(run_a, tmp_path):
 def test_directory_without_metrics_is_a_one_line_error(tmp_path, command, run_a):
     empty = tmp_path / "empty"
     empty.mkdir()
-    args = [command, str(empty)] if command == "report" else [command, str(run_a), str(empty), "--out",
-                                                              str(tmp_path / "cmp")]
+    args = (
+        [command, str(empty)]
+        if command == "report"
+        else [command, str(run_a), str(empty), "--out", str(tmp_path / "cmp")]
+    )
     code, stdout, err = _run(args)
     assert code == 2 and stdout == ""
     assert err.count("\n") == 1 and err.startswith("mganai: error:")
@@ -264,8 +280,12 @@ def test_compare_puts_two_runs_in_one_table_and_plot(run_a, run_b, tmp_path):
 
 def test_best_marks_follow_each_columns_direction():
     rows = {
-        "a": {"joint_success": 0.5, "fl_accuracy_cost": 0.02, "nn_ssim_others": 0.9,
-              "victim_accuracy_cost": float("nan")},
+        "a": {
+            "joint_success": 0.5,
+            "fl_accuracy_cost": 0.02,
+            "nn_ssim_others": 0.9,
+            "victim_accuracy_cost": float("nan"),
+        },
         "b": {"joint_success": 0.5, "fl_accuracy_cost": 0.0, "nn_ssim_others": 0.1, "victim_accuracy_cost": 0.1},
         "c": {"joint_success": 0.2, "fl_accuracy_cost": 0.0, "nn_ssim_others": 0.5, "victim_accuracy_cost": 0.3},
     }
@@ -288,15 +308,32 @@ def _screenshot(html: Path, png: Path) -> None:
     assert chromium is not None
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--window-size=1280,2400", f"--screenshot={png}", html.as_uri()],
-            capture_output=True, timeout=120, check=True,
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--window-size=1280,2400",
+                f"--screenshot={png}",
+                html.as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=True,
         )
 
 
-@pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")),
-                    reason="chromium not installed (apt-get install chromium; .ci/run installs it when it can)")
+@pytest.mark.browser
+@pytest.mark.skipif(
+    not (shutil.which("chromium") or shutil.which("chromium-browser")),
+    reason="chromium not installed (apt-get install chromium; .ci/run installs it when it can)",
+)
 def test_real_browser_renders_the_embedded_images(run_a, tmp_path):
     """Headless Chromium opens the report from disk; the grids (black digit backgrounds) must be drawn.
 
@@ -314,19 +351,38 @@ def test_real_browser_renders_the_embedded_images(run_a, tmp_path):
 
 
 def _metrics(per_round: list[float], **methods: dict) -> dict:
-    return {"config": {"data": {"clients": 10}, "attack": {"victim": 2}}, "fl": {"test_accuracy_per_round": per_round},
-            "methods": methods}
+    return {
+        "config": {"data": {"clients": 10}, "attack": {"victim": 2}},
+        "fl": {"test_accuracy_per_round": per_round},
+        "methods": methods,
+    }
 
 
 def _scores(joint: float, identity: float, fl_cost: float = 0.0, ssim: float = 0.3) -> dict:
-    return {"joint_success": joint, "victim_identity_rate": identity, "class_accuracy": 0.9, "nn_ssim_victim": ssim,
-            "fl_test_accuracy": 0.9 - fl_cost, "fl_accuracy_cost": fl_cost, "victim_accuracy_cost": 0.0}
+    return {
+        "joint_success": joint,
+        "victim_identity_rate": identity,
+        "class_accuracy": 0.9,
+        "nn_ssim_victim": ssim,
+        "fl_test_accuracy": 0.9 - fl_cost,
+        "fl_accuracy_cost": fl_cost,
+        "victim_accuracy_cost": 0.0,
+    }
 
 
 def test_verdict_names_the_most_leaking_method_its_size_and_cost():
-    text = " ".join(verdict(_metrics([0.5, 0.9], **{
-        "mganai-passive": _scores(0.42, 0.6), "mganai-active": _scores(0.3, 0.8, fl_cost=0.021),
-        "class-gan": _scores(0.05, 0.1)})))
+    text = " ".join(
+        verdict(
+            _metrics(
+                [0.5, 0.9],
+                **{
+                    "mganai-passive": _scores(0.42, 0.6),
+                    "mganai-active": _scores(0.3, 0.8, fl_cost=0.021),
+                    "class-gan": _scores(0.05, 0.1),
+                },
+            )
+        )
+    )
     assert text.startswith("Most leakage: mganai-passive. 42.0% ") and "client 2" in text and "1/10 = 10.0%" in text
     assert "(unchanged vs. no attack)" in text  # passive: FL untouched
     assert "active variant" in text and "shared-model accuracy −2.1 pts" in text
@@ -334,8 +390,12 @@ def test_verdict_names_the_most_leaking_method_its_size_and_cost():
 
 
 def test_verdict_warns_about_diverged_fl_and_invalid_images():
-    lines = verdict(_metrics([0.5, 0.8, 0.1], **{"class-gan": _scores(0.1, 1.0, ssim=float("nan")),
-                                                 "representatives": _scores(0.05, 0.2)}))
+    lines = verdict(
+        _metrics(
+            [0.5, 0.8, 0.1],
+            **{"class-gan": _scores(0.1, 1.0, ssim=float("nan")), "representatives": _scores(0.05, 0.2)},
+        )
+    )
     warnings = [line for line in lines if line.startswith("Warning")]
     assert len(warnings) == 2
     assert "diverged" in warnings[0] and "80.0% in round 2" in warnings[0] and "10.0%" in warnings[0]

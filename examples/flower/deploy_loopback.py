@@ -8,7 +8,7 @@ and stops every process it started, including the detached ones Flower spawns
 (SuperExec, ServerApp, ClientApps). Telemetry is off (FLWR_TELEMETRY_ENABLED=0),
 runtime dependency installation is off, FLWR_HOME is a temporary directory.
 
-    python examples/flower/deploy_loopback.py --nodes 3 --rounds 3 --out /tmp/loopback
+    python examples/flower/deploy_loopback.py --nodes 3 --rounds 3 --out runs/loopback
 
 Linux only (it finds processes and listening sockets through /proc). Exit code 0
 when the audit completed and every check passed; the last line says what happened.
@@ -17,6 +17,7 @@ when the audit completed and every check passed; the last line says what happene
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -115,26 +116,20 @@ def listening_addresses(pids: list[int]) -> set[str]:
 def stop_all(procs: list[subprocess.Popen], tag: str, grace: float = 10.0) -> list[int]:
     """SIGTERM, then SIGKILL, every process we started and everything it spawned; returns survivors."""
     for pid in marked_pids(tag):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and marked_pids(tag):
         for p in procs:
             p.poll()
         time.sleep(0.2)
     for pid in marked_pids(tag):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     time.sleep(0.5)
     for p in procs:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
     return marked_pids(tag)
 
 
@@ -142,7 +137,9 @@ def flwr(args: list[str], env: dict[str, str], timeout: float) -> str:
     """Run the `flwr` CLI and return its stdout (raises on a non-zero exit)."""
     done = subprocess.run([str(BIN / "flwr"), *args], env=env, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise RuntimeError(f"flwr {' '.join(args)} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+        raise RuntimeError(
+            f"flwr {' '.join(args)} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}"
+        )
     return done.stdout
 
 
@@ -160,7 +157,8 @@ def deploy(nodes: int, rounds: int, out: Path, methods: str, timeout: float, log
     smoke.write_text(SMOKE_CONFIG)
     link_port = free_port()
     (home / "config.toml").write_text(
-        f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\naddress = "127.0.0.1:{link_port}"\ninsecure = true\n'
+        f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\n'
+        f'address = "127.0.0.1:{link_port}"\ninsecure = true\n'
     )
     env = dict(os.environ, FLWR_TELEMETRY_ENABLED="0", FLWR_HOME=str(home), **{MARKER: tag})
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # SuperLink/SuperNode spawn flower-superexec etc. by name
@@ -171,28 +169,48 @@ def deploy(nodes: int, rounds: int, out: Path, methods: str, timeout: float, log
     summary: dict = {"nodes": nodes, "rounds": rounds, "out": str(out), "logs": str(logs)}
 
     def start(name: str, cmd: list[str]) -> None:
-        log = open(logs / f"{name}.log", "wb")
-        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home, start_new_session=True))
+        log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - the child process writes it until stop_all
+        procs.append(
+            subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=home, start_new_session=True)
+        )
 
     try:
         start(
             "superlink",
-            [str(BIN / "flower-superlink"), "--insecure", "--host", "127.0.0.1", "--port", str(link_port),
-             "--disable-runtime-dependency-installation"],
+            [
+                str(BIN / "flower-superlink"),
+                "--insecure",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(link_port),
+                "--disable-runtime-dependency-installation",
+            ],
         )
         wait_port(link_port, deadline, procs[0])
         for k in range(nodes):
             start(
                 f"supernode-{k}",
-                [str(BIN / "flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{link_port}",
-                 "--host", "127.0.0.1", "--port", str(free_port()),
-                 "--node-config", f"partition-id={k} num-partitions={nodes}"],
+                [
+                    str(BIN / "flower-supernode"),
+                    "--insecure",
+                    "--superlink",
+                    f"127.0.0.1:{link_port}",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(free_port()),
+                    "--node-config",
+                    f"partition-id={k} num-partitions={nodes}",
+                ],
             )
         run_config = (
             f"config-file='{smoke}' out='{out}' data.clients={nodes} fl.rounds={rounds} "
             f"fl.local_epochs=1 attack.methods='{methods}' quiet=true"
         )
-        started = last_json(flwr(["run", str(APP_DIR), "loopback", "--run-config", run_config, "--format", "json"], env, 120))
+        started = last_json(
+            flwr(["run", str(APP_DIR), "loopback", "--run-config", run_config, "--format", "json"], env, 120)
+        )
         if not started.get("success") or not started.get("run-id"):
             raise RuntimeError(f"flwr run did not start a run: {started}")
         run_id = started["run-id"]
@@ -213,8 +231,11 @@ def deploy(nodes: int, rounds: int, out: Path, methods: str, timeout: float, log
         if exposed:
             raise RuntimeError(f"processes listened beyond loopback: {exposed}")
         metrics = json.loads((out / "metrics.json").read_text())
-        summary["metrics"] = {"fl_test_accuracy": metrics["fl"]["test_accuracy"], "runtime": metrics["fl"]["runtime"],
-                              "methods": metrics.get("methods", {})}
+        summary["metrics"] = {
+            "fl_test_accuracy": metrics["fl"]["test_accuracy"],
+            "runtime": metrics["fl"]["runtime"],
+            "methods": metrics.get("methods", {}),
+        }
         for name in metrics.get("methods", {}):
             if not (out / f"{name}.png").is_file():
                 raise RuntimeError(f"no reconstructions image {out / name}.png")
@@ -231,8 +252,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description="Run the mganai Flower app on a loopback SuperLink + N SuperNodes.")
     p.add_argument("--nodes", type=int, default=3, help="SuperNodes = FL clients (default 3)")
     p.add_argument("--rounds", type=int, default=3, help="FL rounds (default 3)")
-    p.add_argument("--methods", default="mganai-passive,mganai-active", help="attack methods (default passive + active)")
-    p.add_argument("--out", type=Path, default=Path("runs/flower-loopback"), help="where the ServerApp writes metrics.json")
+    p.add_argument(
+        "--methods", default="mganai-passive,mganai-active", help="attack methods (default passive + active)"
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("runs/flower-loopback"), help="where the ServerApp writes metrics.json"
+    )
     p.add_argument("--timeout", type=float, default=600.0, help="give up after this many seconds (default 600)")
     p.add_argument("--logs", type=Path, help="directory for the processes' logs (default OUT/logs)")
     a = p.parse_args()
@@ -246,7 +271,10 @@ def main() -> int:
         print(f"deploy_loopback: error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))
-    print(f"deploy_loopback: ok: {a.nodes} SuperNodes, {a.rounds} rounds, run {summary['run_id']} completed, outputs in {out}")
+    print(
+        f"deploy_loopback: ok: {a.nodes} SuperNodes, {a.rounds} rounds, run {summary['run_id']} completed, "
+        f"outputs in {out}"
+    )
     return 0
 
 

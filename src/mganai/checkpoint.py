@@ -2,15 +2,18 @@
 
 What is saved is plain data only (tensors, numbers, strings, lists, tuples, dicts),
 so `torch.load(..., weights_only=True)` can read it: a tampered file can make
-loading fail, never run code. Stateful objects (the simulator, the representative
-bank, every GAN, the curve probe, the active attack's isolation) are captured by
-`capture`, a generic walk over their attributes: modules and optimisers by their
+loading fail, never run code.
+
+Stateful objects (the simulator, the representative bank, every GAN, the curve
+probe, the active attack's isolation, the oracle) define `state_dict()` /
+`load_state_dict()`, which `capture` and `restore` call. Most are `Checkpointed`:
+they declare which attributes are state (saved: modules and optimisers by their
 state dicts, `torch.Generator`s by their states, tensors, numbers and containers of
-them as they are. An attribute added to an attack later is saved without touching
-this file, as long as it is made of those things; anything else (configs,
-references to the model, the oracle, other observers) is structure that the run
-rebuilds from the config, and is skipped. An object may instead define
-`state_dict()` / `load_state_dict()` (plain data in, plain data out).
+them as they are) and which are structure (configs, references to the model, other
+observers: rebuilt from the config, never saved). Every attribute is one or the
+other, and a test fails when an object gains an attribute it declares as neither,
+so new state cannot be dropped from a checkpoint silently. An object without a
+`state_dict` is captured by a walk over every attribute that is state.
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from __future__ import annotations
 import io
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from mganai.config import ConfigError
+from mganai.errors import CheckpointError
 from mganai.io import atomic_write_bytes
 
 FORMAT = "mganai-checkpoint"
@@ -31,10 +34,6 @@ VERSION = 1
 FILENAME = "checkpoint.pt"
 
 _PRIMITIVE = (bool, int, float, str, type(None))
-
-
-class CheckpointError(ConfigError):
-    """A checkpoint that cannot be used (corrupt, not ours, another config); one line."""
 
 
 class _Skip(Exception):
@@ -62,6 +61,31 @@ def _encode(value: Any) -> Any:
     if isinstance(value, dict) and all(isinstance(k, (str, int)) for k in value):
         return {k: _encode(v) for k, v in value.items()}
     raise _Skip
+
+
+class Checkpointed:
+    """An object whose checkpointed state is declared: `STATE` is saved and restored, `STRUCTURE` is rebuilt
+    from the config and never saved. Every attribute of an instance is in one of the two."""
+
+    STATE: ClassVar[tuple[str, ...]] = ()
+    STRUCTURE: ClassVar[tuple[str, ...]] = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every `STATE` attribute as plain data."""
+        state = {}
+        for name in self.STATE:
+            try:
+                state[name] = _encode(getattr(self, name))
+            except _Skip:
+                raise TypeError(f"{type(self).__name__}.{name} cannot be saved in a checkpoint") from None
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put a `state_dict` back (modules, optimisers and generators are loaded in place)."""
+        if set(state) != set(self.STATE):
+            raise KeyError(f"{type(self).__name__}: the checkpoint holds {sorted(state)}, expected {list(self.STATE)}")
+        for name in self.STATE:
+            setattr(self, name, _decode(getattr(self, name), state[name]))
 
 
 def capture(obj: Any) -> dict[str, Any]:
@@ -101,8 +125,8 @@ def _decode(current: Any, saved: Any) -> Any:
         items = [_decode(c, v) for c, v in zip(live, saved)]
         return tuple(items) if isinstance(saved, tuple) else items
     if isinstance(saved, dict):
-        live = current if isinstance(current, dict) else {}
-        return {k: _decode(live.get(k), v) for k, v in saved.items()}
+        by_key = current if isinstance(current, dict) else {}
+        return {k: _decode(by_key.get(k), v) for k, v in saved.items()}
     if isinstance(saved, Tensor):
         return saved.clone()
     return saved

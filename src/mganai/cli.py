@@ -9,9 +9,12 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from mganai.config import ALL_METHODS, ConfigError, build_config, load_toml
+from mganai.config import build_config, load_toml
+from mganai.datasets import DATASETS, dataset_help, has_natural_clients
+from mganai.errors import ConfigError, MganaiError
+from mganai.methods import ALL_METHODS, NONE
 
 # flag dest -> dotted config key
 FLAG_KEYS = {
@@ -43,7 +46,7 @@ FLAG_KEYS = {
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line `mganai: error: ...` (exit 2) like every other error."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         print(f"mganai: error: {message} (see '{self.prog} --help')", file=sys.stderr)
         sys.exit(2)
 
@@ -116,11 +119,13 @@ def _add_audit_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--config", metavar="FILE", help="TOML file with settings (flags override it)")
     run.add_argument(
         "--dataset",
-        help="digits (embedded default, no download), mnist, fashion-mnist, emnist[-letters|-digits], cifar10, "
-        "olivetti, att-faces[:DIR] (s1..s40/*.pgm), idx:DIR (IDX files), folder:DIR (DIR/<client>/<class>/<image>)",
+        help=dataset_help(),
     )
-    run.add_argument("--clients", type=int, help="number of FL clients N (default 10; folder:, faces: their own)")
-    run.add_argument("--partition", choices=["iid", "dirichlet"], help="how classes are split over clients (default iid)")
+    natural = ", ".join(d.spelling for d in DATASETS.values() if d.natural_clients and d.spelling)
+    run.add_argument("--clients", type=int, help=f"number of FL clients N (default 10; {natural}: their own)")
+    run.add_argument(
+        "--partition", choices=["iid", "dirichlet"], help="how classes are split over clients (default iid)"
+    )
     run.add_argument("--alpha", type=float, help="Dirichlet concentration for --partition dirichlet (default 0.5)")
     run.add_argument(
         "--resolution",
@@ -150,7 +155,7 @@ def _add_audit_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--engine", choices=["vmap", "loop"], help="client training engine (default vmap)")
     run.add_argument(
         "--methods",
-        help=f"comma-separated attack methods, or 'none' for FL only (default: all of {','.join(ALL_METHODS)})",
+        help=f"comma-separated attack methods, or '{NONE}' for FL only (default: all of {','.join(ALL_METHODS)})",
     )
     run.add_argument("--seed", type=int, help="seed for everything; same seed, same numbers (default 0)")
     run.add_argument(
@@ -177,7 +182,7 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
         cfg = build_config(file_values, overrides)
         overrides["attack.victim"] = resolve_victim(cfg.data, victim)
     cfg = build_config(file_values, overrides)
-    if cfg.data.dataset.startswith("folder:"):
+    if has_natural_clients(cfg.data.dataset):  # folder: datasets: the victim against the client folders, no image read
         from mganai.data import check_victim_early
 
         check_victim_early(cfg.data, cfg.attack.victim)
@@ -214,8 +219,9 @@ def _summary(metrics: dict[str, Any]) -> str:
     if "oracle" in metrics:
         o = metrics["oracle"]
         lines.append(
-            f"oracle held-out accuracy: identity {o['heldout_identity_accuracy']:.3f}, class {o['heldout_class_accuracy']:.3f}"
-            f" (softened images: {o['heldout_softened_identity_accuracy']:.3f}, {o['heldout_softened_class_accuracy']:.3f})"
+            f"oracle held-out accuracy: identity {o['heldout_identity_accuracy']:.3f}, "
+            f"class {o['heldout_class_accuracy']:.3f} (softened images: "
+            f"{o['heldout_softened_identity_accuracy']:.3f}, {o['heldout_softened_class_accuracy']:.3f})"
         )
         lines.append(f"{'method':<17}{'identity':>9}{'class':>8}{'joint':>8}{'ssim(v)':>9}{'ssim(o)':>9}")
         for name, m in metrics["methods"].items():
@@ -258,7 +264,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     out = Path(cfg.out)
     if saved is None:
-        (out / FILENAME).unlink(missing_ok=True)  # --overwrite: a stale checkpoint of an earlier run must not be resumed
+        (out / FILENAME).unlink(
+            missing_ok=True
+        )  # --overwrite: a stale checkpoint of an earlier run must not be resumed
     stop = _StopRequest()
     control = RunControl(checkpoint_every=args.checkpoint_every, resume=saved, stop=stop)
     try:
@@ -267,7 +275,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except RunInterrupted as exc:
         name = signal.Signals(exc.signum).name
         print(
-            f"mganai: interrupted by {name} after {exc.where}; checkpoint saved, continue with: mganai run --resume {out}",
+            f"mganai: interrupted by {name} after {exc.where}; checkpoint saved, "
+            f"continue with: mganai run --resume {out}",
             file=sys.stderr,
         )
         return 128 + exc.signum
@@ -278,7 +287,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _resumed_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The settings of the run to resume (from its checkpoint) and the checkpoint; flags may only repeat them."""
-    from mganai.checkpoint import FILENAME, CheckpointError, config_difference, corrupt, load
+    from mganai.checkpoint import FILENAME, config_difference, corrupt, load
+    from mganai.errors import CheckpointError
 
     out = Path(args.resume)
     if args.out is not None and Path(args.out) != out:
@@ -365,7 +375,9 @@ def cmd_flower_sim(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if cfg.fl.dropout > 0:
-        raise ConfigError("fl.dropout is simulated by 'mganai run' only (Flower's clients drop out for real); set it to 0")
+        raise ConfigError(
+            "fl.dropout is simulated by 'mganai run' only (Flower's clients drop out for real); set it to 0"
+        )
     from mganai.device import resolve_device
 
     resolve_device(cfg.device)
@@ -403,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "compare":
             return cmd_compare(args)
-    except ConfigError as exc:
+    except MganaiError as exc:  # settings, data, checkpoints, run directories: one line, exit 2
         print(f"mganai: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -4,6 +4,14 @@ A run is described by one `RunConfig`. The TOML file mirrors it: top-level keys
 for the run, and one table per section (`[data]`, `[fl]`, `[attack]`, `[eval]`).
 Command-line flags override the file. Any problem raises `ConfigError` with one
 line that names the key and what is allowed.
+
+Two kinds of setting share a section, kept apart within it: what a user chooses for
+an audit (which data, which federation, which victim and methods, how much to
+evaluate) comes first; the hyperparameters of the attack's and the oracle's
+algorithms follow under their own heading. Those were tuned once (the lab log,
+docs/experiments.md) and are settings for research on the attack, not for an audit.
+The TOML keys are the field names either way, so a file written for an earlier
+version still loads.
 """
 
 from __future__ import annotations
@@ -16,20 +24,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ALL_METHODS = ("mganai-passive", "mganai-active", "class-gan", "no-identity", "representatives")
+from mganai.datasets import has_natural_clients
+from mganai.errors import ConfigError
+from mganai.methods import ALL_METHODS, NONE
 
-
-class ConfigError(ValueError):
-    """A setting is missing, unknown or out of range; the message is one line."""
+__all__ = [
+    "ALL_METHODS",
+    "SECTIONS",
+    "AttackConfig",
+    "ConfigError",
+    "DataConfig",
+    "EvalConfig",
+    "FLConfig",
+    "RunConfig",
+    "build_config",
+    "load_toml",
+    "validate",
+]
 
 
 @dataclass
 class DataConfig:
     """Which data, how it is split over clients, and how each client's style looks."""
 
-    # digits | mnist | fashion-mnist | emnist[-letters|-digits] | cifar10 | olivetti | att-faces[:DIR]
-    # | idx:DIR | folder:DIR  (see mganai.data.load_dataset)
-    dataset: str = "digits"
+    dataset: str = "digits"  # one of `mganai.datasets.DATASETS` (`mganai run --help` lists them)
     clients: int = 10  # pooled datasets only; folder: and faces bring their own clients
     partition: str = "iid"  # "iid" or "dirichlet"
     dirichlet_alpha: float = 0.5
@@ -58,11 +76,14 @@ class FLConfig:
 
 @dataclass
 class AttackConfig:
-    """The server-side attack: representatives, GAN and its schedule."""
+    """The server-side attack: whom it targets with which methods, then its algorithm's hyperparameters."""
 
+    # What the auditor chooses.
     victim: int = 0
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
     start_round: int = 5  # first round whose updates feed the attack
+
+    # Hyperparameters of the method: representatives (update inversion), GAN, schedule, augmentation.
     reps_per_client: int = 20  # update-inversion images per client per round
     inversion_steps: int = 40
     invert_every: int = 3  # invert the updates of every K-th round from start_round on (the bank keeps rep_pool_rounds)
@@ -70,10 +91,8 @@ class AttackConfig:
     tv_weight: float = 1e-2
     gan_steps_per_round: int = 25
     gan_final_steps: int = 400  # extra GAN steps on the final shared model
-    # 64 costs ~30% more GAN CPU for the same passive scores over 9 victim-seed replays (0.541 vs 0.548 with 32)
-    # and active ones within their spread over 6 audits (0.682 vs 0.640); README "Where the attack stands"
     gan_batch: int = 32
-    gan_lr: float = 1e-3  # 2e-3 drew less varied, less data-like samples (bench/gan_replay.py, seeds 0 and 1)
+    gan_lr: float = 1e-3
     noise_dim: int = 32
     identity_weight: float = 1.0
     realism_weight: float = 0.1  # weight of the real/fake term (real = representatives: noisy, so light)
@@ -82,7 +101,6 @@ class AttackConfig:
     match_batch: int = 10  # generated samples per client in that term
     match_clients: int = 5  # clients in that term per step: the victim and random others (0: all); bounds its cost
     rep_pool_rounds: int = 10  # rounds of representatives the discriminator keeps
-    diversity_weight: float = 0.0  # mode-seeking term: other noise, same condition, another image
     jitter: int = 1  # random shift (pixels) of every image before any judge sees it
     augment_rotate: float = 10.0  # and a random turn of up to this many degrees
     augment_scale: float = 0.1  # and a random zoom by a factor in [1 - this, 1 + this]
@@ -94,11 +112,13 @@ class AttackConfig:
 
 @dataclass
 class EvalConfig:
-    """The oracle and how many samples each method is judged on."""
+    """How many samples each method is judged on, how often it is scored during FL, and the oracle's training."""
 
     samples_per_class: int = 20
+    # Hyperparameters of the oracle.
     oracle_epochs: int = 30
     oracle_seed_offset: int = 1000  # oracle seed = run seed + offset: never the attacker's
+    # Attack curves.
     curve_every: int = 5  # score every method every K rounds for OUT/curves.csv (0: no curves)
     curve_samples_per_class: int = 5  # size of that small fixed request, per class
 
@@ -193,11 +213,6 @@ def build_config(file_values: dict[str, Any] | None = None, overrides: dict[str,
     return cfg
 
 
-def has_natural_clients(dataset: str) -> bool:
-    """Datasets whose clients come from the data (folders, faces), not from `data.clients`."""
-    return dataset.startswith("folder:") or dataset.split(":", 1)[0] in ("olivetti", "att-faces")
-
-
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
@@ -205,12 +220,18 @@ def _check(ok: bool, message: str) -> None:
 
 def validate(cfg: RunConfig) -> None:
     """Range and consistency checks; every message names the setting and the allowed values."""
-    d, f, a, e = cfg.data, cfg.fl, cfg.attack, cfg.eval
     _check(0 <= cfg.seed < 2**31, f"seed must be in 0..{2**31 - 1}, got {cfg.seed}")
     _check(
         re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device) is not None,
         f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}",
     )
+    _validate_data(cfg.data)
+    _validate_fl(cfg.fl)
+    _validate_attack(cfg.attack, cfg.data)
+    _validate_eval(cfg.eval)
+
+
+def _validate_data(d: DataConfig) -> None:
     _check(d.clients >= 2, f"data.clients must be at least 2, got {d.clients}")
     _check(d.partition in ("iid", "dirichlet"), f"data.partition must be 'iid' or 'dirichlet', got {d.partition!r}")
     _check(d.dirichlet_alpha > 0, f"data.dirichlet_alpha must be > 0, got {d.dirichlet_alpha}")
@@ -221,6 +242,9 @@ def validate(cfg: RunConfig) -> None:
     _check(d.max_per_client >= 0, f"data.max_per_client must be >= 0 (0: no cap), got {d.max_per_client}")
     _check(d.faces_per_client >= 1, f"data.faces_per_client must be at least 1, got {d.faces_per_client}")
     _check(0.0 < d.holdout < 0.9, f"data.holdout must be in (0, 0.9), got {d.holdout}")
+
+
+def _validate_fl(f: FLConfig) -> None:
     _check(f.rounds >= 1, f"fl.rounds must be at least 1, got {f.rounds}")
     _check(f.local_epochs >= 1, f"fl.local_epochs must be at least 1, got {f.local_epochs}")
     _check(f.batch_size >= 1, f"fl.batch_size must be at least 1, got {f.batch_size}")
@@ -230,33 +254,52 @@ def validate(cfg: RunConfig) -> None:
     _check(f.engine in ("vmap", "loop"), f"fl.engine must be 'vmap' or 'loop', got {f.engine!r}")
     _check(0.0 <= f.dropout < 1.0, f"fl.dropout must be in [0, 1), got {f.dropout}")
     _check(f.max_update_norm > 0, f"fl.max_update_norm must be > 0, got {f.max_update_norm}")
+
+
+def _validate_attack(a: AttackConfig, d: DataConfig) -> None:
     if has_natural_clients(d.dataset):  # the client count is known once the data is read (mganai.data.check_victim)
         _check(a.victim >= 0, f"attack.victim must be >= 0, got {a.victim}")
     else:
-        _check(0 <= a.victim < d.clients, f"attack.victim must be in 0..{d.clients - 1} (clients={d.clients}), got {a.victim}")
-    unknown = [m for m in a.methods if m not in ALL_METHODS + ("none",)]
-    _check(not unknown, f"attack.methods: unknown method {', '.join(unknown)!r} (allowed: none, {', '.join(ALL_METHODS)})")
-    _check(bool(a.methods), f"attack.methods must name at least one method (allowed: none, {', '.join(ALL_METHODS)})")
-    _check("none" not in a.methods or a.methods == ["none"], "attack.methods: 'none' cannot be combined with other methods")
+        _check(
+            0 <= a.victim < d.clients,
+            f"attack.victim must be in 0..{d.clients - 1} (clients={d.clients}), got {a.victim}",
+        )
+    allowed = f"allowed: {NONE}, {', '.join(ALL_METHODS)}"
+    unknown = [m for m in a.methods if m not in (*ALL_METHODS, NONE)]
+    _check(not unknown, f"attack.methods: unknown method {', '.join(unknown)!r} ({allowed})")
+    _check(bool(a.methods), f"attack.methods must name at least one method ({allowed})")
+    _check(
+        NONE not in a.methods or a.methods == [NONE], f"attack.methods: '{NONE}' cannot be combined with other methods"
+    )
     for name in ("reps_per_client", "inversion_steps", "gan_batch", "noise_dim", "rep_pool_rounds", "match_batch"):
         _check(getattr(a, name) >= 1, f"attack.{name} must be at least 1, got {getattr(a, name)}")
     _check(a.match_clients >= 0, f"attack.match_clients must be >= 0 (0: all clients), got {a.match_clients}")
     _check(a.isolation_rebase_every >= 0, f"attack.isolation_rebase_every must be >= 0, got {a.isolation_rebase_every}")
     _check(a.invert_every >= 1, f"attack.invert_every must be at least 1, got {a.invert_every}")
-    _check(a.ensemble_size >= 0, f"attack.ensemble_size must be >= 0 (0: every client's local model), got {a.ensemble_size}")
+    _check(
+        a.ensemble_size >= 0,
+        f"attack.ensemble_size must be >= 0 (0: every client's local model), got {a.ensemble_size}",
+    )
     for name in ("gan_steps_per_round", "gan_final_steps", "start_round", "jitter"):
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     for name in ("inversion_lr", "gan_lr"):
         _check(getattr(a, name) > 0, f"attack.{name} must be > 0, got {getattr(a, name)}")
     _check(0 <= a.augment_rotate <= 90, f"attack.augment_rotate must be in [0, 90] degrees, got {a.augment_rotate}")
     _check(0 <= a.augment_scale < 1, f"attack.augment_scale must be in [0, 1), got {a.augment_scale}")
-    for name in ("diversity_weight", "tv_weight", "identity_weight", "match_weight", "realism_weight", "class_weight"):
+    for name in ("tv_weight", "identity_weight", "match_weight", "realism_weight", "class_weight"):
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
+
+
+def _validate_eval(e: EvalConfig) -> None:
     _check(e.samples_per_class >= 1, f"eval.samples_per_class must be at least 1, got {e.samples_per_class}")
     _check(e.oracle_epochs >= 1, f"eval.oracle_epochs must be at least 1, got {e.oracle_epochs}")
     _check(e.curve_every >= 0, f"eval.curve_every must be >= 0 (0: no curves), got {e.curve_every}")
     _check(
         1 <= e.oracle_seed_offset < 2**31,
-        f"eval.oracle_seed_offset must be in 1..{2**31 - 1} (the oracle's seed is never the run's), got {e.oracle_seed_offset}",
+        f"eval.oracle_seed_offset must be in 1..{2**31 - 1} (the oracle's seed is never the run's), "
+        f"got {e.oracle_seed_offset}",
     )
-    _check(e.curve_samples_per_class >= 1, f"eval.curve_samples_per_class must be at least 1, got {e.curve_samples_per_class}")
+    _check(
+        e.curve_samples_per_class >= 1,
+        f"eval.curve_samples_per_class must be at least 1, got {e.curve_samples_per_class}",
+    )

@@ -14,7 +14,7 @@ import os
 import torch
 from torch import nn
 
-from mganai.config import ConfigError
+from mganai.errors import ConfigError
 
 
 def resolve_device(name: str) -> torch.device:
@@ -38,7 +38,8 @@ def resolve_device(name: str) -> torch.device:
 def _indexed(device: torch.device) -> torch.device:
     """'cuda' as the GPU it means (cuda:N), so a run and its checkpoint name the same GPU the same way."""
     if device.type == "cuda" and device.index is None:
-        return torch.device("cuda", torch.cuda.current_device())
+        # torch's stubs type `device.index` as int; it is None for a bare "cuda".
+        return torch.device("cuda", torch.cuda.current_device())  # type: ignore[unreachable]
     return device
 
 

@@ -6,8 +6,8 @@ no longer enter the shared model (they are relative to a different base). The
 victim's updates then reflect its own data more sharply, at a cost to its accuracy.
 
 Left alone, the private copy fits the victim's few images within a few rounds and
-its updates vanish (L2 norm 2.99 -> 0.007 on the default digits,
-`bench/isolation_norms.py`): nothing is left to invert. With `rebase_every` K > 0
+its updates vanish (`bench/isolation_norms.py` measures them): nothing is left to
+invert. With `rebase_every` K > 0
 the copy restarts from the current shared model every K rounds; that model has
 seen none of the victim's data since `start_round`, so the victim's next updates
 are large and point from the federation's model towards its own data.
@@ -15,13 +15,17 @@ are large and point from the federation's model towards its own data.
 
 from __future__ import annotations
 
+from mganai.checkpoint import Checkpointed
 from mganai.fl.aggregate import apply_update
 from mganai.fl.model import Params, clone_params
 from mganai.fl.observers import RoundObservation
 
 
-class VictimIsolation:
+class VictimIsolation(Checkpointed):
     """A `ModelDispatcher` (changes FL) that is also an observer of the victim's updates."""
+
+    STATE = ("isolated", "sent_rounds")
+    STRUCTURE = ("victim", "start_round", "rebase_every")
 
     def __init__(self, victim: int, start_round: int, rebase_every: int = 0):
         self.victim, self.start_round, self.rebase_every = victim, start_round, rebase_every

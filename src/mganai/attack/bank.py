@@ -11,19 +11,27 @@ from collections import deque
 import torch
 from torch import Tensor, nn
 
+from mganai.attack.representatives import invert_updates, labels_for, present_classes
+from mganai.checkpoint import Checkpointed
 from mganai.config import AttackConfig
 from mganai.device import module_device
 from mganai.fl.observers import RoundObservation
-from mganai.attack.representatives import invert_updates, labels_for, present_classes
 
 
-class RepresentativeBank:
+class RepresentativeBank(Checkpointed):
     """Observer that inverts each client's update and keeps the last `rep_pool_rounds` rounds per client."""
 
-    def __init__(self, model: nn.Module, image_shape: tuple[int, int, int], num_clients: int, cfg: AttackConfig, seed: int):
+    STATE = ("history", "generator", "_pool")
+    STRUCTURE = ("model", "image_shape", "cfg", "device")
+
+    def __init__(
+        self, model: nn.Module, image_shape: tuple[int, int, int], num_clients: int, cfg: AttackConfig, seed: int
+    ):
         self.model, self.image_shape, self.cfg = model, image_shape, cfg
         self.device = module_device(model)  # where the representatives are made and kept
-        self.history: list[deque[tuple[Tensor, Tensor]]] = [deque(maxlen=cfg.rep_pool_rounds) for _ in range(num_clients)]
+        self.history: list[deque[tuple[Tensor, Tensor]]] = [
+            deque(maxlen=cfg.rep_pool_rounds) for _ in range(num_clients)
+        ]
         self.generator = torch.Generator().manual_seed(seed * 31 + 11)
         self._pool: tuple[Tensor, Tensor, Tensor] | None = None
 
@@ -32,8 +40,15 @@ class RepresentativeBank:
             return
         labels = labels_for(present_classes(obs.updates), self.cfg.reps_per_client)
         reps = invert_updates(
-            self.model, obs.sent, obs.updates, labels, self.image_shape,
-            self.cfg.inversion_steps, self.cfg.inversion_lr, self.cfg.tv_weight, self.generator,
+            self.model,
+            obs.sent,
+            obs.updates,
+            labels,
+            self.image_shape,
+            self.cfg.inversion_steps,
+            self.cfg.inversion_lr,
+            self.cfg.tv_weight,
+            self.generator,
         )
         for i, k in enumerate(obs.client_ids):
             self.history[k].append((reps[i], labels[i]))

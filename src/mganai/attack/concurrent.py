@@ -1,9 +1,9 @@
 """Train the GAN attacks of one FL trace side by side: one CPU thread each instead of all threads each.
 
 The passive trace feeds three independent GANs (mganai-passive, no-identity,
-class-gan). Each step is many small tensor operations that two intra-op threads
-speed up by only about 1.4x, so on a machine with several cores they finish
-sooner in parallel, each single-threaded. Torch releases the GIL inside its
+class-gan). Each step is many small tensor operations that a second intra-op
+thread speeds up little, so on a machine with several cores they finish sooner
+in parallel, each single-threaded. Torch releases the GIL inside its
 operations, so Python threads suffice.
 
 Every GAN draws from its own generators and its own copy of the shared

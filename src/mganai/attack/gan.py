@@ -27,6 +27,7 @@ from mganai.attack.bank import RepresentativeBank
 from mganai.attack.discriminator import MultiTaskDiscriminator
 from mganai.attack.generator import ConditionalGenerator
 from mganai.attack.representatives import labels_for, present_classes, update_match_loss
+from mganai.checkpoint import Checkpointed
 from mganai.config import AttackConfig
 from mganai.device import module_device
 from mganai.fl.model import Params, SharedCNN, seeded
@@ -45,10 +46,15 @@ class Recipe:
 MGANAI = Recipe(realism=True, identity=True, update_match=True)
 NO_IDENTITY = Recipe(realism=True, identity=False)
 CLASS_GAN = Recipe(realism=False, identity=False)
+RECIPES = {"mganai": MGANAI, "no-identity": NO_IDENTITY, "class-gan": CLASS_GAN}  # by `mganai.methods` recipe name
 
 
-class GanAttack:
+class GanAttack(Checkpointed):
     """Observer that trains a conditional generator against a multi-task discriminator."""
+
+    STATE = ("G", "D", "opt_g", "opt_d", "rng", "rounds", "local_models", "steps_done")
+    # `shared` is an architecture copy used through functional_call (its weights live in D's state).
+    STRUCTURE = ("recipe", "bank", "cfg", "device", "num_classes", "num_clients", "victim", "G_shape", "shared")
 
     def __init__(
         self,
@@ -118,8 +124,7 @@ class GanAttack:
         n = self.cfg.gan_batch
         for _ in range(steps):
             z, c, k = self._conditions(n)
-            raw, twins, z_twins = self._draw(z, c, k)
-            fake = self._augment(raw)
+            fake = self._augment(self.G(z, c, k))
             if self.recipe.realism:
                 self._d_step(fake.detach(), n)
             loss_g = self.cfg.class_weight * self._class_loss(fake, c)
@@ -127,29 +132,14 @@ class GanAttack:
                 real_logit, id_logits = self.D(fake)
                 realism = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
                 loss_g = loss_g + self.cfg.realism_weight * realism
-                if self.recipe.identity and id_logits is not None:
+                if self.recipe.identity and id_logits is not None and k is not None:
                     loss_g = loss_g + self.cfg.identity_weight * F.cross_entropy(id_logits, k)
-            if self.cfg.diversity_weight > 0:
-                loss_g = loss_g + self.cfg.diversity_weight * mode_seeking(raw, twins, z, z_twins)
             if self.recipe.update_match and self.rounds and self.cfg.match_weight > 0:
                 loss_g = loss_g + self.cfg.match_weight * self._match_loss()
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
             self.steps_done += 1
-
-    def _draw(self, z: Tensor, c: Tensor, k: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """The batch, plus (for the mode-seeking term) a quarter of its conditions again with other noise,
-        and that noise.
-
-        Both come from one forward pass, so BatchNorm normalises them alike and only the noise differs.
-        """
-        if self.cfg.diversity_weight == 0:
-            return self.G(z, c, k), None, None
-        m = max(2, len(z) // 4)
-        z_twins = torch.randn(m, self.cfg.noise_dim, generator=self.rng).to(self.device)
-        both = self.G(torch.cat([z, z_twins]), torch.cat([c, c[:m]]), None if k is None else torch.cat([k, k[:m]]))
-        return both[: len(z)], both[len(z) :], z_twins
 
     def _augment(self, x: Tensor) -> Tensor:
         """A random small shift, turn and zoom per image: only features that survive it count."""
@@ -212,14 +202,3 @@ class GanAttack:
         out = self.G(z, classes, k)
         self.G.train()
         return out.cpu()
-
-
-def mode_seeking(drawn: Tensor, twins: Tensor, z: Tensor, z_twins: Tensor) -> Tensor:
-    """Mode seeking (Mao et al., CVPR 2019): 1 / (image distance / noise distance) over twin pairs.
-
-    `twins[i]` was drawn with the condition of `drawn[i]` and other noise; a generator
-    that ignores its noise (one image per condition) makes the term explode.
-    """
-    m = len(twins)
-    ratio = (drawn[:m] - twins).abs().mean(dim=(1, 2, 3)) / (z[:m] - z_twins).abs().mean(dim=1)
-    return 1 / (ratio.mean() + 1e-5)

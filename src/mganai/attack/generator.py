@@ -20,8 +20,13 @@ class ConditionalGenerator(nn.Module):
     """
 
     def __init__(
-        self, noise_dim: int, num_classes: int, num_clients: int, image_shape: tuple[int, int, int],
-        width: int = 64, smooth: bool = False,
+        self,
+        noise_dim: int,
+        num_classes: int,
+        num_clients: int,
+        image_shape: tuple[int, int, int],
+        width: int = 64,
+        smooth: bool = False,
     ):
         super().__init__()
         channels, self.size, _ = image_shape
@@ -36,7 +41,9 @@ class ConditionalGenerator(nn.Module):
         self.client_emb = nn.Embedding(num_clients, 16) if num_clients else None
         in_dim = noise_dim + 16 + (16 if num_clients else 0)
         c0 = width * 2 ** (ups - 1)
-        self.project = nn.Sequential(nn.Linear(in_dim, c0 * self.start**2), nn.BatchNorm1d(c0 * self.start**2), nn.ReLU())
+        self.project = nn.Sequential(
+            nn.Linear(in_dim, c0 * self.start**2), nn.BatchNorm1d(c0 * self.start**2), nn.ReLU()
+        )
         blocks: list[nn.Module] = []
         c = c0
         for i in range(ups):

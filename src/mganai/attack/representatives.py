@@ -161,7 +161,7 @@ def invert_updates_loop(
         params = {n: sent[n][i].detach().requires_grad_(True) for n in names}
         target = torch.cat([-updates[n][i].reshape(-1) for n in names])
 
-        def image() -> Tensor:
+        def image(latent: Tensor = latent) -> Tensor:  # this client's latent, bound now
             return latent_images(latent, h, w)
 
         for _ in range(steps):

@@ -12,12 +12,10 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 
-from mganai.config import ConfigError
 from mganai.data.federated import ClientData, FederatedDataset
 from mganai.data.partition import holdout_split, partition_indices
 from mganai.data.styles import apply_style, writer_styles
-
-_WORK_SIZE = 32
+from mganai.errors import ConfigError
 
 
 def _to_work_size(images: np.ndarray) -> torch.Tensor:

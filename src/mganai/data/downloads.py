@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mganai.data.errors import DataError, notice
 from mganai.data.idx import load_idx_dir, read_idx
+from mganai.data.notice import notice
+from mganai.errors import DataError
 
 IDX_FILES = (
     "train-images-idx3-ubyte.gz",

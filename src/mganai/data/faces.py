@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mganai.data.errors import DataError
 from mganai.data.federated import ClientData, FederatedDataset
 from mganai.data.images import IMAGE_SUFFIXES, read_image, resize_square, to_tensor
 from mganai.data.partition import holdout_split
+from mganai.errors import DataError
 
 
 def _natural_key(name: str) -> list[object]:

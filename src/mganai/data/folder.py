@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mganai.data.errors import DataError, notice
 from mganai.data.federated import ClientData, FederatedDataset
 from mganai.data.images import IMAGE_SUFFIXES, fitting_resolution, is_grey, read_image, to_tensor
+from mganai.data.notice import notice
 from mganai.data.partition import holdout_split, stratified_subset
+from mganai.errors import DataError
 
 LAYOUT = "DIR/<client>/<class>/<image>"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mganai.data.errors import DataError
+from mganai.errors import DataError
 
 _TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _IMAGES = re.compile(r"^(?P<stem>.*?)(?P<sep>[-.]?)images(?P<mid>[-.])idx3(?P<tail>[-.]ubyte)(?P<gz>\.gz)?$")
@@ -40,11 +40,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     need = count * dtype.itemsize
     if len(raw) - header < need:
         raise DataError(f"IDX file {path} is truncated: {len(raw) - header} of {need} data bytes for shape {shape}")
-    return (
-        np.frombuffer(raw, dtype=dtype, count=count, offset=header)
-        .reshape(shape)
-        .astype(dtype.newbyteorder("="))
-    )
+    return np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def idx_pairs(directory: Path) -> list[tuple[Path, Path]]:

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 
-from mganai.data.errors import DataError
+from mganai.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pgm", ".ppm", ".pnm", ".bmp")
 RESOLUTIONS = (16, 28, 32, 64)

@@ -39,11 +39,8 @@ def holdout_split(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarr
     train, test = [], []
     for cls in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == cls))
-        n_test = int(round(share * len(idx)))
-        if len(idx) >= 2:
-            n_test = min(max(n_test, 1), len(idx) - 1)
-        else:
-            n_test = 0
+        n_test = round(share * len(idx))
+        n_test = min(max(n_test, 1), len(idx) - 1) if len(idx) >= 2 else 0
         test.extend(idx[:n_test].tolist())
         train.extend(idx[n_test:].tolist())
     return np.sort(np.asarray(train, dtype=np.int64)), np.sort(np.asarray(test, dtype=np.int64))

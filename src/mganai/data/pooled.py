@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from mganai.config import DataConfig
-from mganai.data.errors import DataError
 from mganai.data.federated import ClientData, FederatedDataset
 from mganai.data.images import resize_square
 from mganai.data.partition import holdout_split, partition_indices, stratified_subset
 from mganai.data.styles import apply_colour_style, apply_style, colour_styles, writer_styles
+from mganai.errors import DataError
 
 
 def federate_pooled(

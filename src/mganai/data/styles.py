@@ -115,7 +115,7 @@ def colour_styles(n: int, seed: int) -> list[ColourStyle]:
 
 def apply_colour_style(images: Tensor, style: ColourStyle) -> Tensor:
     """Apply a colour style to RGB images [n, 3, H, W] in [0, 1]."""
-    grey = (0.299 * images[:, 0:1] + 0.587 * images[:, 1:2] + 0.114 * images[:, 2:3])
+    grey = 0.299 * images[:, 0:1] + 0.587 * images[:, 1:2] + 0.114 * images[:, 2:3]
     out = grey + style.saturation * (images - grey)
     gains = torch.tensor([style.red, 1.0, style.blue], dtype=images.dtype).view(1, 3, 1, 1)
     out = (out * gains - 0.5) * style.contrast + 0.5 + style.brightness

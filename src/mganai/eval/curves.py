@@ -15,20 +15,17 @@ import io
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Any
 
 import torch
-from torch import Tensor
 
+from mganai.checkpoint import Checkpointed
 from mganai.eval.metrics import oracle_rates
 from mganai.eval.oracle import Oracle
 from mganai.fl.observers import RoundObservation
+from mganai.methods import Sampler
 
 CURVE_COLUMNS = ("method", "round", "stage", "victim_identity_rate", "class_accuracy", "joint_success")
-
-
-class Sampler(Protocol):
-    def generate(self, classes: Tensor, seed: int) -> Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -43,8 +40,11 @@ class CurvePoint:
     joint_success: float
 
 
-class CurveProbe:
+class CurveProbe(Checkpointed):
     """Observer that scores every attached sampler on a fixed request every `every` rounds."""
+
+    STATE = ("points", "seconds")
+    STRUCTURE = ("oracle", "victim", "seed", "every", "rounds", "classes", "samplers")
 
     def __init__(
         self, oracle: Oracle, victim: int, num_classes: int, per_class: int, seed: int, every: int, rounds: int
@@ -71,13 +71,13 @@ class CurveProbe:
             self.points.append(CurvePoint(name, round_, stage, **rates))
         self.seconds += time.perf_counter() - start
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         """The points so far (plain dicts), for a checkpoint."""
         return {"points": [asdict(p) for p in self.points], "seconds": self.seconds}
 
-    def load_state_dict(self, state: dict[str, object]) -> None:
-        self.points = [CurvePoint(**p) for p in state["points"]]  # type: ignore[attr-defined]
-        self.seconds = float(state["seconds"])  # type: ignore[arg-type]
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.points = [CurvePoint(**p) for p in state["points"]]
+        self.seconds = float(state["seconds"])
 
 
 def curves_csv(points: list[CurvePoint]) -> bytes:

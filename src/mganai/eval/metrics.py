@@ -54,7 +54,7 @@ def nn_ssim(data: FederatedDataset, samples: Tensor, classes: Tensor, victim: in
     searching all other clients at once would favour them by sheer count.
     """
     per_client = []
-    for k, client in enumerate(data.clients):
+    for client in data.clients:
         scores = torch.zeros(len(samples))
         for c in classes.unique():
             mask = classes == c

@@ -6,9 +6,9 @@ fools it only by looking like the real thing, not by exploiting the same network
 
 It is trained on sharp and softened images alike (`degrade`): a reconstruction is
 a little softer than a photo or a scan, and a judge trained on sharp images only
-named the wrong writer and the wrong class for softened *real* held-out images
-(identity 0.48-0.56, class 0.30-0.35 on the embedded digits), so its verdicts on
-reconstructions measured their sharpness, not whose data they show.
+named the wrong writer and the wrong class for many softened *real* held-out
+images, so its verdicts on reconstructions measured their sharpness, not whose
+data they show (`heldout_softened_*` in metrics.json keeps checking it).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mganai.checkpoint import Checkpointed
 from mganai.data.federated import FederatedDataset
 from mganai.device import module_device
 from mganai.fl.model import seeded
-
 
 SOFTEN_FACTORS = (1.25, 2.5)  # training: resampled down by a random factor in this range and back up
 CHECK_FACTOR = 2.0  # the softening of the held-out check reported as `heldout_softened_*`
@@ -53,11 +53,21 @@ class OracleNet(nn.Module):
     def __init__(self, channels: int, num_clients: int, num_classes: int, width: int = 32):
         super().__init__()
         self.trunk = nn.Sequential(
-            nn.Conv2d(channels, width, 5, padding=2), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, width, 5, padding=2), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Dropout(0.3),
-            nn.Linear(2 * width * 16, 128), nn.ReLU(),
+            nn.Conv2d(channels, width, 5, padding=2),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 5, padding=2),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.BatchNorm2d(2 * width),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Dropout(0.3),
+            nn.Linear(2 * width * 16, 128),
+            nn.ReLU(),
         )
         self.identity = nn.Linear(128, num_clients)
         self.category = nn.Linear(128, num_classes)
@@ -68,8 +78,16 @@ class OracleNet(nn.Module):
 
 
 @dataclass
-class Oracle:
+class Oracle(Checkpointed):
     """A trained oracle and its held-out accuracies."""
+
+    STATE = (
+        "net",
+        "heldout_identity_accuracy",
+        "heldout_class_accuracy",
+        "heldout_softened_identity_accuracy",
+        "heldout_softened_class_accuracy",
+    )
 
     net: OracleNet
     heldout_identity_accuracy: float

@@ -11,7 +11,7 @@ How the vmap engine gets its per-client gradients: for a model made of the layer
 of `SharedCNN` (conv, ReLU, max/avg pool, flatten, linear) it runs the stacked
 forward pass itself, the way vmap's batching rules would (the K clients' convs as
 one grouped conv, their linears as one batched matmul), but keeps the activations
-channels-last, where CPU pooling is about 3x faster than in vmap's layout; the
+channels-last, where CPU pooling is much faster than in vmap's layout; the
 gradient of the sum of the K independent client losses is then each client's own
 gradient. Any other model goes through `torch.func.vmap(torch.func.grad(...))`.
 Both give the loop engine's numbers to float tolerance (tests/test_fl.py).
@@ -123,7 +123,7 @@ def stacked_logits(model: nn.Module, params: Params, x: Tensor) -> Tensor | None
     h = x.transpose(0, 1).reshape(b, k * x.shape[2], *x.shape[3:]).contiguous(memory_format=torch.channels_last)
     flat = False  # after Flatten, h is [K, B, F]
     layers = [*(("features." + n, m) for n, m in features.named_children()), ("classifier", head)]
-    for i, (name, layer) in enumerate(layers):
+    for i, (_name, layer) in enumerate(layers):
         if isinstance(layer, nn.ReLU) and i + 1 < len(layers) and isinstance(layers[i + 1][1], nn.MaxPool2d):
             # max_pool(relu(h)) == relu(max_pool(h)), with the same gradient (the window's
             # max gets it, or nothing when it is <= 0): the ReLU then runs on a 4x smaller tensor.
@@ -132,8 +132,13 @@ def stacked_logits(model: nn.Module, params: Params, x: Tensor) -> Tensor | None
         if isinstance(layer, nn.Conv2d) and not flat and layer.padding_mode == "zeros" and layer.bias is not None:
             w = params[f"{name}.weight"]
             h = F.conv2d(
-                h, w.reshape(-1, *w.shape[2:]), params[f"{name}.bias"].reshape(-1),
-                layer.stride, layer.padding, layer.dilation, k * layer.groups,
+                h,
+                w.reshape(-1, *w.shape[2:]),
+                params[f"{name}.bias"].reshape(-1),
+                layer.stride,
+                layer.padding,
+                layer.dilation,
+                k * layer.groups,
             )
         elif isinstance(layer, nn.ReLU):
             h = F.relu(h)
@@ -184,16 +189,22 @@ def train_vmap(
     """Train all clients at once: one batched gradient per step over stacked client parameters.
 
     Clients are trained `chunk` at a time (independent, so the result does not
-    depend on it): the activations of 32 clients' batches stay in the CPU caches
-    (at 100 clients, chunks of 16-32 ran 1.7x faster than chunks of 128), and
-    memory stays flat as the federation grows (1,000 clients in one batch: 2.5 GiB). `fused=False` forces
-    the torch.func.vmap path (benchmarks compare the two).
+    depend on it): the activations of a chunk's batches stay in the CPU caches,
+    and memory stays flat as the federation grows (bench/throughput.py measures
+    both). `fused=False` forces the torch.func.vmap path (benchmarks compare the two).
     """
     if len(xs) > chunk:
         parts = [
             train_vmap(
-                model, {n: v[i : i + chunk] for n, v in start.items()}, xs[i : i + chunk], ys[i : i + chunk],
-                TrainPlan(plan.index[i : i + chunk], plan.weight[i : i + chunk]), lr, momentum, chunk, fused,
+                model,
+                {n: v[i : i + chunk] for n, v in start.items()},
+                xs[i : i + chunk],
+                ys[i : i + chunk],
+                TrainPlan(plan.index[i : i + chunk], plan.weight[i : i + chunk]),
+                lr,
+                momentum,
+                chunk,
+                fused,
             )
             for i in range(0, len(xs), chunk)
         ]

@@ -2,9 +2,10 @@
 
 A `ServerObserver` only watches: it receives copies of the round's tensors, so
 nothing it does can change FL. (Observers of one round share those copies, in the
-order they were attached; an observer must not edit them for the next.) A `ModelDispatcher` is the explicit power to change FL: the simulator asks it
-which model to send each client (None = the shared model). The active attack is
-given that power; the passive attack and the baselines are not.
+order they were attached; an observer must not edit them for the next.) A
+`ModelDispatcher` is the explicit power to change FL: the simulator asks it which
+model to send each client (None = the shared model). The active attack is given
+that power; the passive attack and the baselines are not.
 """
 
 from __future__ import annotations
@@ -65,5 +66,3 @@ class ModelDispatcher(Protocol):
 
 def stacked_clone(params: Params) -> Params:
     return {k: v.detach().clone() for k, v in params.items()}
-
-

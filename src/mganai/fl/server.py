@@ -1,9 +1,11 @@
 """FedAvg simulation: the server loop that samples clients, trains them and aggregates.
 
-Clients that received the shared model are averaged into the next shared model,
-weighted by their sample counts. A client sent a different model (by a
-`ModelDispatcher`) trains from that model and its update is not averaged: it is
-relative to a different base.
+What the server does with a round's updates (screen, defend, average, observe) is
+`mganai.fl.settle.settle_round`, shared with the Flower strategy. Clients that
+received the shared model are averaged into the next shared model, weighted by
+their sample counts. A client sent a different model (by a `ModelDispatcher`)
+trains from that model and its update is not averaged: it is relative to a
+different base.
 
 Faulty clients (`mganai.fl.faults`): a client that drops out of a round (simulated
 with `fl.dropout`) returns nothing; an update with NaN/inf or a norm above
@@ -23,13 +25,14 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from mganai.checkpoint import Checkpointed
 from mganai.config import FLConfig
 from mganai.data.federated import FederatedDataset
-from mganai.fl.aggregate import apply_update, weighted_mean
 from mganai.fl.client import ENGINES, client_generator, make_plan
-from mganai.fl.faults import dropouts, screen_updates
+from mganai.fl.faults import dropouts
 from mganai.fl.model import Params, clone_params, params_device
-from mganai.fl.observers import ModelDispatcher, RoundObservation, ServerObserver, stacked_clone
+from mganai.fl.observers import ModelDispatcher, ServerObserver
+from mganai.fl.settle import RoundUpdates, UpdateTransform, rejection_message, settle_round
 
 
 @dataclass
@@ -49,9 +52,13 @@ class FLResult:
 
     def state_dict(self) -> dict[str, Any]:
         """Plain containers and tensors, for a checkpoint."""
-        return {"final_params": self.final_params, "test_accuracy": list(self.test_accuracy),
-                "participants": [list(p) for p in self.participants], "rejected": [dict(r) for r in self.rejected],
-                "dropped": [dict(d) for d in self.dropped]}
+        return {
+            "final_params": self.final_params,
+            "test_accuracy": list(self.test_accuracy),
+            "participants": [list(p) for p in self.participants],
+            "rejected": [dict(r) for r in self.rejected],
+            "dropped": [dict(d) for d in self.dropped],
+        }
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> FLResult:
@@ -86,11 +93,28 @@ def sample_clients(num_clients: int, fraction: float, gen: torch.Generator) -> l
     return sorted(torch.randperm(num_clients, generator=gen)[:m].tolist())
 
 
-class FedAvgSimulator:
+class FedAvgSimulator(Checkpointed):
     """Runs FedAvg over a `FederatedDataset`, showing every round to the observers.
 
     It trains where `init_params` live (`mganai.device`): the clients' data is copied there once.
+    Its checkpointed state is everything that decides the next rounds: the shared model, the
+    sampling and dropout streams, and the faults so far.
     """
+
+    STATE = ("params", "_sampler", "_dropout", "rejected", "dropped")
+    STRUCTURE = (
+        "model",
+        "data",
+        "cfg",
+        "seed",
+        "observers",
+        "dispatcher",
+        "transforms",
+        "train_step",
+        "_train",
+        "_test",
+        "log",
+    )
 
     def __init__(
         self,
@@ -101,15 +125,18 @@ class FedAvgSimulator:
         seed: int,
         observers: Sequence[ServerObserver] = (),
         dispatcher: ModelDispatcher | None = None,
+        transforms: Sequence[UpdateTransform] = (),
     ):
         self.model, self.data, self.cfg, self.seed = model, data, cfg, seed
         self.params = clone_params(init_params)
         self.observers = list(observers)
         self.dispatcher = dispatcher
+        self.transforms = list(transforms)  # defenses, applied to each round's accepted updates (`settle_round`)
         self.train_step = ENGINES[cfg.engine]
         device = params_device(self.params)
         self._train = [(c.x_train.to(device), c.y_train.to(device)) for c in data.clients]
-        self._test = tuple(t.to(device) for t in data.heldout()[:2])
+        x_test, y_test, _ = data.heldout()
+        self._test = (x_test.to(device), y_test.to(device))
         self._sampler = torch.Generator().manual_seed(seed * 7 + 3)
         self._dropout = torch.Generator().manual_seed(seed * 7 + 5)  # its own stream: sampling is the same at any p
         self.rejected: list[dict[str, Any]] = []
@@ -119,7 +146,9 @@ class FedAvgSimulator:
     def run_round(self, t: int) -> tuple[list[int], float]:
         """One round: returns the clients that answered and the new shared model's test accuracy."""
         sampled = sample_clients(self.data.num_clients, self.cfg.client_fraction, self._sampler)
-        custom = {k: self.dispatcher.model_for(t, k, clone_params(self.params)) for k in sampled} if self.dispatcher else {}
+        custom = (
+            {k: self.dispatcher.model_for(t, k, clone_params(self.params)) for k in sampled} if self.dispatcher else {}
+        )
         gone = dropouts(self.data.num_clients, self.cfg.dropout, self._dropout)
         ids = [k for k in sampled if k not in gone]
         self.dropped += [{"round": t, "client": k} for k in sampled if k in gone]
@@ -131,36 +160,19 @@ class FedAvgSimulator:
         plan = make_plan([len(c.y_train) for c in clients], self.cfg.batch_size, self.cfg.local_epochs, gens)
         xs, ys = [self._train[k][0] for k in ids], [self._train[k][1] for k in ids]
         ends = self.train_step(self.model, sent, xs, ys, plan, self.cfg.lr, self.cfg.momentum)
-        updates = {n: ends[n] - sent[n] for n in ends}
         counts = torch.tensor([len(c.y_train) for c in clients], dtype=torch.float32)
-        rejected = screen_updates(updates, ids, t, self.cfg.max_update_norm)
-        for r in rejected:
-            self.log(f"round {t}: rejected the update of client {r['client']}: {r['reason']}")
-        self.rejected += rejected
-        bad = {r["client"] for r in rejected}
-        good = [i for i, k in enumerate(ids) if k not in bad]  # what the server accepts and shows its observers
-        keep = [i for i in good if custom.get(ids[i]) is None and counts[i] > 0]
-        previous = self.params
-        if keep:
-            pos = torch.tensor(keep)
-            mean = weighted_mean({n: u[pos] for n, u in updates.items()}, counts[pos])
-            self.params = apply_update(self.params, mean)
-        if good:
-            if len(good) < len(ids):
-                pos = torch.tensor(good)
-                sent = {n: v[pos] for n, v in sent.items()}
-                updates = {n: v[pos] for n, v in updates.items()}
-            obs = RoundObservation(
-                round=t,
-                client_ids=[ids[i] for i in good],
-                num_samples=counts[good].clone() if len(good) < len(ids) else counts.clone(),
-                global_params=clone_params(previous),
-                sent=stacked_clone(sent),
-                updates=stacked_clone(updates),
-                aggregated=[ids[i] for i in keep],
-            )
+        dispatched = frozenset(k for k in ids if custom.get(k) is not None)
+        updates = {n: ends[n] - sent[n] for n in ends}
+        round_ = RoundUpdates(t, self.params, ids, sent, updates, counts, dispatched)
+        settled = settle_round(round_, self.cfg.max_update_norm, self.transforms)
+        for r in settled.rejected:
+            self.log(rejection_message(r))
+        self.rejected += settled.rejected
+        if settled.params is not None:
+            self.params = settled.params
+        if settled.observation is not None:
             for observer in self.observers:
-                observer.observe(obs)
+                observer.observe(settled.observation)
         return ids, accuracy(self.model, self.params, *self._test)
 
     def run(
@@ -189,15 +201,3 @@ class FedAvgSimulator:
         result.participants.append(ids)
         result.test_accuracy.append(acc)
         return acc
-
-    def state_dict(self) -> dict[str, Any]:
-        """Everything that decides the next rounds: shared model, sampling and dropout streams, faults so far."""
-        return {"params": clone_params(self.params), "sampler": self._sampler.get_state(),
-                "dropout": self._dropout.get_state(), "rejected": [dict(r) for r in self.rejected],
-                "dropped": [dict(d) for d in self.dropped]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.params = clone_params(state["params"])
-        self._sampler.set_state(state["sampler"])
-        self._dropout.set_state(state["dropout"])
-        self.rejected, self.dropped = list(state["rejected"]), list(state["dropped"])

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -31,6 +31,7 @@ from torch import nn
 from mganai.audit import FLRunner, run_audit
 from mganai.config import RunConfig, build_config, load_toml
 from mganai.data import FederatedDataset, load_dataset
+from mganai.data.load import client_count
 from mganai.device import resolve_device, set_determinism
 from mganai.fl.client import client_generator, make_plan, train_loop
 from mganai.fl.model import Params, SharedCNN, params_device
@@ -65,6 +66,14 @@ def cached_dataset(cfg: RunConfig) -> FederatedDataset:
 
 
 DatasetFn = Callable[[RunConfig], FederatedDataset]
+N = TypeVar("N", int, float)
+
+
+def _number(value: object, kind: type[N]) -> N:
+    """A number from a Flower record (whose values may also be lists, strings or bytes)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number in a Flower record, got {value!r}")
+    return kind(value)
 
 
 def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: DatasetFn = cached_dataset) -> RecordDict:
@@ -81,8 +90,8 @@ def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: Datas
     own = data.clients[client]
     shape = data.image_shape
     model = SharedCNN(shape[0], data.num_classes, shape[1]).to(device)
-    start = params_from_record(content["arrays"], device)  # type: ignore[arg-type]
-    t = int(content["config"]["server-round"]) - 1  # type: ignore[index]
+    start = params_from_record(content.array_records["arrays"], device)
+    t = _number(content.config_records["config"]["server-round"], int) - 1
     gen = client_generator(cfg.seed, t, client)
     plan = make_plan([len(own.y_train)], cfg.fl.batch_size, cfg.fl.local_epochs, [gen])
     stacked = {n: v.unsqueeze(0) for n, v in start.items()}
@@ -149,9 +158,10 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         )
         known.update(strategy.node_to_client)
         final = params_from_record(result.arrays, device) if len(result.arrays) else dict(init)
-        accs = [float(result.evaluate_metrics_serverapp[r]["accuracy"]) for r in range(1, cfg.fl.rounds + 1)]
-        return FLResult(final_params=final, test_accuracy=accs, participants=strategy.participants,
-                        rejected=strategy.rejected)
+        accs = [_number(result.evaluate_metrics_serverapp[r]["accuracy"], float) for r in range(1, cfg.fl.rounds + 1)]
+        return FLResult(
+            final_params=final, test_accuracy=accs, participants=strategy.participants, rejected=strategy.rejected
+        )
 
     return run
 
@@ -196,7 +206,7 @@ def run_flower_simulation(cfg: RunConfig, workers: int = 2, verbose: bool = Fals
     run_simulation(
         server_app=make_server_app(cfg),
         client_app=make_client_app(cfg),
-        num_supernodes=cfg.data.clients,
+        num_supernodes=client_count(cfg.data, cfg.seed),  # one per client: folder: and faces bring their own count
         backend_config=backend,  # type: ignore[arg-type]
         verbose_logging=verbose,
     )

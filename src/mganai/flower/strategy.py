@@ -3,13 +3,13 @@
 A malicious (or audited) Flower server sees each client's reply before averaging.
 `AuditStrategy` subclasses Flower's Message-API `FedAvg` (`flwr.serverapp.strategy`,
 current in flwr 1.42; the legacy `flwr.server.strategy` fit/evaluate API is the old
-one): after each training round it builds the same `RoundObservation` as
-`FedAvgSimulator` (updates = returned model - model sent, stacked over clients in
-ascending client id) and hands it to the same observers. A `ModelDispatcher` (the
-active attack) may send one client a different model; that client's update is then
-left out of the average, exactly as in the simulator. The average itself uses the
-simulator's arithmetic (`mganai.fl.aggregate`), so FL on Flower is bit-identical to
-`mganai run --engine loop` for the same seed.
+one): after each training round it stacks the replies (updates = returned model -
+model sent, over clients in ascending client id) and settles the round with the
+simulator's own function (`mganai.fl.settle.settle_round`: screen, defend,
+average, observe), then hands the `RoundObservation` to the same observers. A
+`ModelDispatcher` (the active attack) may send one client a different model; that
+client's update is then left out of the average, exactly as in the simulator. So
+FL on Flower is bit-identical to `mganai run --engine loop` for the same seed.
 
 Client identity: Flower addresses nodes by node id, which says nothing about whose
 data a node holds. Each ClientApp reports its partition id in its training metrics
@@ -32,10 +32,9 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from flwr.supercore import log
 
-from mganai.fl.aggregate import apply_update, weighted_mean
-from mganai.fl.faults import screen_updates
 from mganai.fl.model import Params, clone_params
-from mganai.fl.observers import ModelDispatcher, RoundObservation, ServerObserver
+from mganai.fl.observers import ModelDispatcher, ServerObserver
+from mganai.fl.settle import RoundUpdates, UpdateTransform, rejection_message, settle_round
 
 CLIENT_KEY = "partition-id"
 
@@ -74,6 +73,7 @@ class AuditStrategy(FedAvg):
         node_to_client: dict[int, int] | None = None,
         max_update_norm: float = float("inf"),
         device: torch.device | str = "cpu",
+        transforms: Sequence[UpdateTransform] = (),
         **fedavg: Any,
     ):
         fedavg.setdefault("train_metrics_aggr_fn", self._aggregate_metrics)
@@ -88,6 +88,7 @@ class AuditStrategy(FedAvg):
         self.max_update_norm = max_update_norm  # longer (or non-finite) updates are rejected, as in the simulator
         self.rejected: list[dict[str, Any]] = []
         self.device = torch.device(device)
+        self.transforms = list(transforms)  # defenses, applied to each round's accepted updates (`settle_round`)
 
     def _aggregate_metrics(self, records: list[RecordDict], weighted_by_key: str) -> MetricRecord:
         """FedAvg's weighted metric average, minus the client id (an average of ids means nothing)."""
@@ -146,44 +147,35 @@ class AuditStrategy(FedAvg):
             rows.append((client, node, reply, ends, float(metrics[self.weighted_by_key])))
         rows.sort(key=lambda r: r[0])
         self.participants.append([r[0] for r in rows])
-        names = list(self._global)
         sent = [self._custom.get(node, self._global) for _, node, _, _, _ in rows]
-        updates = {n: torch.stack([r[3][n] - s[n] for r, s in zip(rows, sent)]) for n in names} if rows else {}
-        rejected = screen_updates(updates, [r[0] for r in rows], server_round - 1, self.max_update_norm)
-        if rejected:  # out of the average and out of the observation, as in FedAvgSimulator
+        names = list(self._global) if rows else []
+        round_ = RoundUpdates(
+            round=server_round - 1,  # Flower counts rounds from 1, our observers from 0
+            global_params=self._global,
+            client_ids=[r[0] for r in rows],
+            sent={n: torch.stack([s[n] for s in sent]) for n in names},
+            updates={n: torch.stack([r[3][n] - s[n] for r, s in zip(rows, sent)]) for n in names},
+            num_samples=torch.tensor([r[4] for r in rows], dtype=torch.float32),
+            dispatched=frozenset(r[0] for r in rows if r[1] in self._custom),
+        )
+        settled = settle_round(round_, self.max_update_norm, self.transforms)
+        if settled.rejected:  # out of the average and out of the observation, as in FedAvgSimulator
             from mganai.fl.server import warn
 
-            for r in rejected:
-                warn(f"round {r['round']}: rejected the update of client {r['client']}: {r['reason']}")
-            self.rejected += rejected
-            bad = {r["client"] for r in rejected}
-            good = [i for i, r in enumerate(rows) if r[0] not in bad]
-            rows, sent = [rows[i] for i in good], [sent[i] for i in good]
-            updates = {n: u[torch.tensor(good, dtype=torch.long)] for n, u in updates.items()} if rows else {}
-        counts = torch.tensor([r[4] for r in rows], dtype=torch.float32)
-        keep = [i for i, r in enumerate(rows) if r[1] not in self._custom and r[4] > 0]
+            for r in settled.rejected:
+                warn(rejection_message(r))
+            self.rejected += settled.rejected
         arrays, metrics = None, None
-        if keep:
-            # FedAvg checks the replies and averages their metrics; the average model is
-            # computed with the simulator's arithmetic (M + weighted mean of updates), which
-            # FedAvg's sum_k w_k M_k equals up to float rounding, so FL is bit-identical to
-            # `mganai run --engine loop` and the two runtimes can be compared exactly.
-            _, metrics = super().aggregate_train(server_round, [rows[i][2] for i in keep])
-            pos = torch.tensor(keep)
-            mean = weighted_mean({n: u[pos] for n, u in updates.items()}, counts[pos])
-            arrays = record_from_params(apply_update(self._global, mean))
-        if rows and self.observers:
-            obs = RoundObservation(
-                round=server_round - 1,
-                client_ids=[r[0] for r in rows],
-                num_samples=counts.clone(),
-                global_params=clone_params(self._global),
-                sent={n: torch.stack([s[n] for s in sent]) for n in names},
-                updates={n: u.clone() for n, u in updates.items()},
-                aggregated=[rows[i][0] for i in keep],
-            )
+        if settled.params is not None:
+            # FedAvg checks the replies and averages their metrics; the model is settle_round's
+            # (M + weighted mean of updates, the simulator's arithmetic), which FedAvg's sum_k w_k M_k
+            # equals up to float rounding, so FL is bit-identical to `mganai run --engine loop`.
+            reply_of = {r[0]: r[2] for r in rows}
+            _, metrics = super().aggregate_train(server_round, [reply_of[k] for k in settled.aggregated])
+            arrays = record_from_params(settled.params)
+        if settled.observation is not None:
             for observer in self.observers:
-                observer.observe(obs)
+                observer.observe(settled.observation)
         return arrays, metrics
 
 

@@ -4,7 +4,8 @@ Everything here reads metrics.json, curves.csv and saved PNGs only (never data o
 attack internals), except `grids`, whose functions `audit.py` calls to draw them.
 """
 
+from mganai.errors import ReportError
 from mganai.report.html import render_report
-from mganai.report.load import ReportError, load_run
+from mganai.report.load import load_run
 
 __all__ = ["ReportError", "load_run", "render_report"]

@@ -18,7 +18,7 @@ from typing import Any
 from mganai.io import atomic_write_bytes
 from mganai.report import plots
 from mganai.report.html import data_uri, environment
-from mganai.report.load import RunOutput, is_number, load_run
+from mganai.report.load import RunOutput, is_number, load_run, num_clients
 from mganai.report.tables import COLUMNS, best_marks, fmt, with_derived
 
 IGNORED_SETTINGS = {"out", "quiet"}  # where a run was written and how chatty it was change no number
@@ -125,12 +125,20 @@ def write_comparison(outs: Sequence[str | Path], dest: str | Path) -> tuple[Comp
     cmp = build(outs)
     dest = Path(dest)
     table = {label: dict(run.methods) for label, run in zip(cmp.labels, cmp.runs)}
-    png = plots.compare_bars(cmp.labels, table, cmp.methods, [r.config["data"]["clients"] for r in cmp.runs])
+    png = plots.compare_bars(cmp.labels, table, cmp.methods, [num_clients(r.metrics) for r in cmp.runs])
     # Best marks among the runs of each method: which setting leaked most, at what cost.
     marks = {name: best_marks({r["run"]: r for r in cmp.rows if r["method"] == name}) for name in cmp.methods}
-    html = environment().get_template("compare.html.j2").render(
-        cmp=cmp, columns=COLUMNS, marks=marks, summary=summary_rows(cmp), plot=data_uri(png),
-        fl=[(label, run.metrics["fl"]) for label, run in zip(cmp.labels, cmp.runs)],
+    html = (
+        environment()
+        .get_template("compare.html.j2")
+        .render(
+            cmp=cmp,
+            columns=COLUMNS,
+            marks=marks,
+            summary=summary_rows(cmp),
+            plot=data_uri(png),
+            fl=[(label, run.metrics["fl"]) for label, run in zip(cmp.labels, cmp.runs)],
+        )
     )
     atomic_write_bytes(dest / "compare.csv", comparison_csv(cmp))
     atomic_write_bytes(dest / "compare.png", png)

@@ -63,8 +63,3 @@ def panel_grid(panels: list[list[Tensor]], scale: int = 2) -> np.ndarray:
         rows.append(torch.cat(parts))
     grid = tile(rows)
     return np.kron(grid, np.ones((scale, scale) + ((1,) if grid.ndim == 3 else ()), dtype=np.uint8))
-
-
-def comparison_grid(real: list[Tensor], fake: list[Tensor], scale: int = 2) -> np.ndarray:
-    """One row per class: the real samples, a spacer, then the reconstructions."""
-    return panel_grid([real, fake], scale)

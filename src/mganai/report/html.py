@@ -16,7 +16,7 @@ import jinja2
 
 from mganai.io import atomic_write_bytes
 from mganai.report import plots
-from mganai.report.load import RunOutput, is_number, load_run
+from mganai.report.load import RunOutput, is_number, load_run, num_clients
 from mganai.report.tables import COLUMNS, METHOD_NOTES, best_marks, fmt, verdict, with_derived
 
 PHASES = {
@@ -71,19 +71,17 @@ def report_context(run: RunOutput) -> tuple[dict[str, Any], dict[str, bytes]]:
     rows = {name: with_derived(scores) for name, scores in run.methods.items()}
     pngs = {"fl_curve.png": plots.fl_curve(m)}
     if run.curves:
-        pngs["attack_curves.png"] = plots.attack_curves(run.curves, names, cfg["data"]["clients"])
+        pngs["attack_curves.png"] = plots.attack_curves(run.curves, names, num_clients(m))
     art = run.artefacts
     grids = [
         {"name": name, "note": METHOD_NOTES.get(name, ""), "scores": rows[name], "src": data_uri(run.image(file))}
         for name, file in art.get("grids", {}).items()
     ]
-    reps = [
-        {"client": r["client"], "src": data_uri(run.image(r["file"]))} for r in art.get("representatives", [])
-    ]
+    reps = [{"client": r["client"], "src": data_uri(run.image(r["file"]))} for r in art.get("representatives", [])]
     timing = m["timing"]
     ctx = {
         "cfg": cfg,
-        "n": cfg["data"]["clients"],
+        "n": num_clients(m),
         "victim": cfg["attack"]["victim"],
         "fl": m["fl"],
         "verdict": verdict(m),

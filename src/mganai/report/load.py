@@ -9,16 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
-from mganai.config import ConfigError
+from mganai.errors import ReportError
 from mganai.eval.curves import CURVE_COLUMNS
-
-
-class ReportError(ConfigError):
-    """A run directory is missing or incomplete; one line naming the file (the CLI exits 2, as for bad settings)."""
 
 
 @dataclass
@@ -83,7 +80,7 @@ def read_curves(path: Path) -> list[dict[str, Any]]:
         rows = []
         for line, row in enumerate(reader, start=2):
             try:
-                parsed = {k: float(v) for k, v in row.items() if k not in ("method", "round", "stage")}
+                parsed: dict[str, Any] = {k: float(v) for k, v in row.items() if k not in ("method", "round", "stage")}
                 parsed.update(method=row["method"], stage=row["stage"], round=int(row["round"]))
             except (TypeError, ValueError):
                 raise ReportError(f"{path}:{line}: not a number where one is expected") from None
@@ -91,6 +88,17 @@ def read_curves(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def is_number(v: Any) -> bool:
+def is_number(v: Any) -> TypeGuard[int | float]:
     """A finite int or float (NaN and missing values are shown as a dash and never ranked)."""
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def num_clients(metrics: Mapping[str, Any]) -> int:
+    """How many clients the run had: the loaded dataset's (folder: and faces bring their own), not `data.clients`.
+
+    Runs written before metrics.json described the data fall back to the setting.
+    """
+    data = metrics.get("data")
+    if isinstance(data, Mapping) and isinstance(data.get("clients"), list):
+        return len(data["clients"])
+    return int(metrics["config"]["data"]["clients"])

@@ -21,7 +21,16 @@ PANELS = ("joint_success", "victim_identity_rate")
 def method_colours(names: Sequence[str]) -> dict[str, str]:
     """One fixed colour per method, by position, shared by every plot of a report."""
     palette = [
-        "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+        "#1f77b4",
+        "#d62728",
+        "#2ca02c",
+        "#ff7f0e",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#7f7f7f",
+        "#bcbd22",
+        "#17becf",
     ]
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
 
@@ -43,8 +52,13 @@ def fl_curve(metrics: Mapping[str, Any]) -> bytes:
     rounds = range(1, len(base) + 1)
     ax.plot(rounds, base, color="#1f77b4", marker=".", label="no attack / passive attacks (identical FL)")
     if "active_test_accuracy_per_round" in fl:
-        ax.plot(rounds, fl["active_test_accuracy_per_round"], color="#d62728", marker=".",
-                label="active attack (victim isolated)")
+        ax.plot(
+            rounds,
+            fl["active_test_accuracy_per_round"],
+            color="#d62728",
+            marker=".",
+            label="active attack (victim isolated)",
+        )
     start = metrics["config"]["attack"].get("start_round")
     if metrics.get("methods") and start is not None and 0 < start < len(base):
         ax.axvline(start + 0.5, color="grey", linestyle=":", linewidth=1)
@@ -67,27 +81,52 @@ def attack_curves(rows: Sequence[Mapping[str, Any]], methods: Sequence[str], num
         for name in methods:
             during = [r for r in rows if r["method"] == name and r["stage"] == "fl"]
             final = [r for r in rows if r["method"] == name and r["stage"] == "final"]
-            ax.plot([r["round"] for r in during], [r[key] for r in during], marker="o", markersize=3,
-                    color=colours[name], label=name)
-            ax.scatter([r["round"] for r in final], [r[key] for r in final], marker="*", s=90, color=colours[name],
-                       edgecolors="black", linewidths=0.5, zorder=3)
+            ax.plot(
+                [r["round"] for r in during],
+                [r[key] for r in during],
+                marker="o",
+                markersize=3,
+                color=colours[name],
+                label=name,
+            )
+            ax.scatter(
+                [r["round"] for r in final],
+                [r[key] for r in final],
+                marker="*",
+                s=90,
+                color=colours[name],
+                edgecolors="black",
+                linewidths=0.5,
+                zorder=3,
+            )
         if key == "victim_identity_rate":
             ax.axhline(1 / num_clients, color="grey", linestyle="--", linewidth=1)
-            ax.text(0.01, 1 / num_clients + 0.015, f"chance 1/{num_clients}", color="grey", fontsize=8,
-                    transform=ax.get_yaxis_transform())
+            ax.text(
+                0.01,
+                1 / num_clients + 0.015,
+                f"chance 1/{num_clients}",
+                color="grey",
+                fontsize=8,
+                transform=ax.get_yaxis_transform(),
+            )
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("FL round")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="upper left")
-    axes[1].text(0.99, 0.98, "★ after the final GAN steps", ha="right", va="top", fontsize=8,
-                 transform=axes[1].transAxes)
+    axes[1].text(
+        0.99, 0.98, "★ after the final GAN steps", ha="right", va="top", fontsize=8, transform=axes[1].transAxes
+    )
     return to_png(fig)
 
 
-def compare_bars(runs: Sequence[str], table: Mapping[str, Mapping[str, Mapping[str, Any]]], methods: Sequence[str],
-                 num_clients: Sequence[int]) -> bytes:
+def compare_bars(
+    runs: Sequence[str],
+    table: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    methods: Sequence[str],
+    num_clients: Sequence[int],
+) -> bytes:
     """Grouped bars: per method, one bar per run, for joint success and victim identity rate.
 
     `table[run][method]` holds that run's scores; a run without the method leaves a gap.

@@ -12,15 +12,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mganai.report.load import is_number
+from mganai.methods import METHODS
+from mganai.report.load import is_number, num_clients
 
-METHOD_NOTES = {
-    "mganai-passive": "mGAN-AI, passive: the server only watches; FL is unchanged",
-    "mganai-active": "mGAN-AI, active: the server also isolates the victim (changes FL)",
-    "class-gan": "class-level GAN (Hitaj-style): 'class c' only, no identity",
-    "no-identity": "mGAN-AI without the identity term (ablation)",
-    "representatives": "update-inversion images alone, no GAN",
-}
+METHOD_NOTES = {name: m.note for name, m in METHODS.items()}
+
+
+def _changes_fl(name: str) -> bool:
+    """A method that isolates the victim (an unknown name, from another version's run, counts as passive)."""
+    return name in METHODS and METHODS[name].changes_fl
+
+
+def _class_level(name: str) -> bool:
+    return name in METHODS and METHODS[name].class_level
 
 
 @dataclass(frozen=True)
@@ -34,22 +38,43 @@ class Column:
 
 
 COLUMNS = (
-    Column("victim_identity_rate", "victim identity", "max", help="share the oracle attributes to the victim",
-           short="identity"),
-    Column("class_accuracy", "class accuracy", "max", help="share the oracle assigns to the asked class",
-           short="class"),
+    Column(
+        "victim_identity_rate",
+        "victim identity",
+        "max",
+        help="share the oracle attributes to the victim",
+        short="identity",
+    ),
+    Column(
+        "class_accuracy", "class accuracy", "max", help="share the oracle assigns to the asked class", short="class"
+    ),
     Column("joint_success", "joint success", "max", help="victim and asked class at once: the headline", short="joint"),
-    Column("nn_ssim_victim", "NN-SSIM victim", "max", "ssim", "similarity to the nearest real victim sample",
-           "ssim(v)"),
+    Column(
+        "nn_ssim_victim", "NN-SSIM victim", "max", "ssim", "similarity to the nearest real victim sample", "ssim(v)"
+    ),
     Column("nn_ssim_others", "NN-SSIM others", None, "ssim", "same, to other clients' samples (context)", "ssim(o)"),
-    Column("ssim_gap", "SSIM gap v−o", "max", "ssim", "victim minus others: closer to the victim than to others?",
-           "gap"),
-    Column("diversity_ratio", "diversity", None, "rate",
-           "spread among a class's samples, relative to the victim's real data (near 0: mode collapse)", "div"),
-    Column("fl_accuracy_cost", "FL accuracy lost", "min", "cost", "shared-model test accuracy lost vs. no attack",
-           "FL lost"),
-    Column("victim_accuracy_cost", "victim accuracy lost", "min", "cost", "the victim's own accuracy lost",
-           "victim lost"),
+    Column(
+        "ssim_gap", "SSIM gap v−o", "max", "ssim", "victim minus others: closer to the victim than to others?", "gap"
+    ),
+    Column(
+        "diversity_ratio",
+        "diversity",
+        None,
+        "rate",
+        "spread among a class's samples, relative to the victim's real data (near 0: mode collapse)",
+        "div",
+    ),
+    Column(
+        "fl_accuracy_cost",
+        "FL accuracy lost",
+        "min",
+        "cost",
+        "shared-model test accuracy lost vs. no attack",
+        "FL lost",
+    ),
+    Column(
+        "victim_accuracy_cost", "victim accuracy lost", "min", "cost", "the victim's own accuracy lost", "victim lost"
+    ),
 )
 
 
@@ -65,7 +90,7 @@ def best_marks(rows: Mapping[str, Mapping[str, Any]], columns: tuple[Column, ...
     """Per ranked column, the names of the rows holding the best value (ties all marked; needs 2+ rows)."""
     marks: dict[str, set[str]] = {}
     for col in columns:
-        values = {name: r.get(col.key) for name, r in rows.items() if is_number(r.get(col.key))}
+        values: dict[str, Any] = {name: r.get(col.key) for name, r in rows.items() if is_number(r.get(col.key))}
         if col.better is None or len(values) < 2:
             marks[col.key] = set()
             continue
@@ -93,37 +118,41 @@ def verdict(metrics: Mapping[str, Any]) -> list[str]:
     warnings = _warnings(metrics)
     if not methods:
         return ["No attack method ran (methods = none): this report shows federated learning only.", *warnings]
-    n = metrics["config"]["data"]["clients"]
+    n = num_clients(metrics)
     victim = metrics["config"]["attack"]["victim"]
     ranked = sorted(methods, key=lambda m: -_num(methods[m].get("joint_success")))
     top, s = ranked[0], methods[ranked[0]]
-    out = [(
-        f"Most leakage: {top}. {_pct(s['joint_success'])} of the samples it generated as client {victim} "
-        f"(the victim) are judged by the oracle to be the victim's data of the requested class (joint success); "
-        f"{_pct(s['victim_identity_rate'])} are attributed to the victim at all (chance: 1/{n} = {_pct(1 / n)})."
-    )]
+    out = [
+        (
+            f"Most leakage: {top}. {_pct(s['joint_success'])} of the samples it generated as client {victim} "
+            f"(the victim) are judged by the oracle to be the victim's data of the requested class (joint success); "
+            f"{_pct(s['victim_identity_rate'])} are attributed to the victim at all (chance: 1/{n} = {_pct(1 / n)})."
+        )
+    ]
     cost, vcost = s.get("fl_accuracy_cost"), s.get("victim_accuracy_cost")
     out.append(
         f"Cost to FL of {top}: shared-model test accuracy {_pct(s.get('fl_test_accuracy'))} "
         f"({_change(cost)} vs. no attack); the victim's own accuracy {_change(vcost)}."
     )
-    passive = [m for m in ranked if m != "mganai-active"]
-    if top == "mganai-active" and passive:
+    passive = [m for m in ranked if not _changes_fl(m)]
+    active = [m for m in ranked if _changes_fl(m)]
+    if _changes_fl(top) and passive:
         p = passive[0]
         out.append(
             f"Without touching FL (undetectable by the clients), the best method is {p}: "
             f"joint success {_pct(methods[p]['joint_success'])}, "
             f"victim identity {_pct(methods[p]['victim_identity_rate'])}."
         )
-    if top != "mganai-active" and "mganai-active" in methods:
-        a = methods["mganai-active"]
+    if not _changes_fl(top) and active:
+        a = methods[active[0]]
         out.append(
             f"The active variant (isolating the victim) reaches joint success {_pct(a['joint_success'])}, "
             f"victim identity {_pct(a['victim_identity_rate'])}; shared-model accuracy "
             f"{_change(a.get('fl_accuracy_cost'))}, the victim's accuracy {_change(a.get('victim_accuracy_cost'))}."
         )
-    if "class-gan" in methods and top != "class-gan":
-        c = methods["class-gan"]
+    reference = [m for m in ranked if _class_level(m)]
+    if reference and top != reference[0]:
+        c = methods[reference[0]]
         out.append(
             f"For reference, the class-level GAN (no user identity) reaches joint success {_pct(c['joint_success'])}, "
             f"victim identity {_pct(c['victim_identity_rate'])}: the difference is what is user-level."
@@ -157,8 +186,11 @@ def realism_warnings(metrics: Mapping[str, Any]) -> list[str]:
     floor = ref.get("heldout_nn_ssim_others")
     out = []
     methods = metrics.get("methods") or {}
-    unlike = [m for m, s in methods.items()
-              if is_number(floor) and is_number(s.get("nn_ssim_victim")) and s["nn_ssim_victim"] < floor]
+    unlike = [
+        m
+        for m, s in methods.items()
+        if is_number(floor) and is_number(s.get("nn_ssim_victim")) and s["nn_ssim_victim"] < floor
+    ]
     if unlike:
         out.append(
             f"Warning: the samples of {', '.join(unlike)} are less like the victim's images (nearest-neighbour SSIM "
