@@ -8,6 +8,7 @@ that looks complete; a non-empty DIR is refused unless `--overwrite`.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -86,3 +87,24 @@ def build_atomically(out: Path, overwrite: bool, build: Callable[[Path], int]) -
     else:
         tmp.rename(out)
     return result
+
+
+def _plain(v: object) -> object:
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_plain(x) for x in v]
+    if isinstance(v, (np.floating, float)):
+        return round(float(v), 4)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, Path):
+        return str(v)
+    return v
+
+
+def write_manifest(root: Path, script: str, args: argparse.Namespace, details: dict) -> None:
+    """DIR/manifest.json: how the dataset was made (the loader reads only folders, so a file at the top is ignored)."""
+    options = {k: v for k, v in vars(args).items() if k not in ("out", "overwrite")}
+    body = {"script": f"scripts/{script}", "options": options, **details}
+    (root / "manifest.json").write_text(json.dumps(_plain(body), indent=1) + "\n")
