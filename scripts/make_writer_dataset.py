@@ -21,17 +21,23 @@ Needs: apt-get install hershey-fonts-data
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
-
 from datasetkit import (
-    add_common_options, build_atomically, check_common_options, client_rng, fail_missing, per_class_counts, spread,
+    add_common_options,
+    build_atomically,
+    check_common_options,
+    client_rng,
+    fail_missing,
+    per_class_counts,
+    spread,
     write_manifest,
 )
+from PIL import Image, ImageDraw, ImageFilter
 
 FONT_DIR = Path("/usr/share/hershey-fonts")
 # One family per writer, the ten most different lowercase designs first; the rest share a design with an earlier one.
@@ -69,7 +75,7 @@ def densify(stroke: np.ndarray, step: float = 0.5) -> np.ndarray:
     if len(stroke) < 2:
         return stroke
     out = [stroke[:1]]
-    for a, b in zip(stroke[:-1], stroke[1:], strict=True):
+    for a, b in itertools.pairwise(stroke):
         n = max(1, math.ceil(np.linalg.norm(b - a) / step))
         t = np.arange(1, n + 1)[:, None] / n
         out.append(a + (b - a) * t)
@@ -161,7 +167,7 @@ def render(strokes: list[np.ndarray], w: dict, rng: np.random.Generator, side: i
     origin = side / 2 + shift - (lo + hi) / 2 * scale
     big = Image.new("L", (side * SUPER, side * SUPER), 0)
     draw = ImageDraw.Draw(big)
-    ink = int(round(255 * min(1.0, w["ink"] * math.exp(rng.normal(0, 0.08)))))
+    ink = round(255 * min(1.0, w["ink"] * math.exp(rng.normal(0, 0.08))))
     for p in shaped:
         q = (p * scale + origin) * SUPER
         if len(q) == 1:
@@ -169,9 +175,9 @@ def render(strokes: list[np.ndarray], w: dict, rng: np.random.Generator, side: i
         seg = np.diff(q, axis=0)
         theta = np.arctan2(seg[:, 1], seg[:, 0])
         widths = pen * SUPER * (1 - w["nib_contrast"] * np.abs(np.cos(theta - w["nib_angle"])))
-        for (a, b), width in zip(zip(q[:-1], q[1:], strict=True), widths, strict=True):
+        for (a, b), width in zip(itertools.pairwise(q), widths, strict=True):
             r = max(width, SUPER * 0.6) / 2
-            draw.line([tuple(a), tuple(b)], fill=ink, width=max(1, int(round(2 * r))))
+            draw.line([tuple(a), tuple(b)], fill=ink, width=max(1, round(2 * r)))
             draw.ellipse([b[0] - r, b[1] - r, b[0] + r, b[1] + r], fill=ink)
         r = max(widths[0], SUPER * 0.6) / 2
         draw.ellipse([q[0][0] - r, q[0][1] - r, q[0][0] + r, q[0][1] + r], fill=ink)
