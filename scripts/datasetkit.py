@@ -54,7 +54,7 @@ def per_class_counts(total: int, classes: int) -> list[int]:
 
 
 def client_rng(seed: int, client: int, purpose: int) -> np.random.Generator:
-    """An independent stream per (seed, client, purpose): client k is the same whatever --clients says."""
+    """An independent random stream per (seed, client, purpose)."""
     return np.random.default_rng([seed, client, purpose])
 
 

@@ -145,7 +145,7 @@ def make_camera(rng: np.random.Generator, k: int, cols: dict[str, np.ndarray]) -
         "distortion": cols["distortion"][k],  # barrel (<0) or pincushion (>0)
         "noise": cols["noise"][k],
         "vignette": cols["vignette"][k],
-        "quality": int(round(cols["quality"][k])),
+        "quality": round(cols["quality"][k]),
     }
 
 
