@@ -1,7 +1,7 @@
 """Write a user-level folder dataset of objects "photographed" by per-client cameras, DIR/<camera>/<class>/<image>.jpg.
 
 The objects are desktop icons from Debian's icon themes (Adwaita, Faba, Tango, Breeze,
-elementary-xfce, GNOME, nuoveXT2, Oxygen, Menta...): each theme draws the same concept
+elementary-xfce, GNOME, nuoveXT2, Oxygen, Menta, Gartoon): each theme draws the same concept
 (printer, camera, computer, folder, trash can, house, envelope, phone, music, calendar)
 in its own design, so every class has several designs. Each client is one camera on
 its own desk: its white balance and colour response, background (colour, texture and
@@ -13,8 +13,11 @@ strength and colour temperature, and the background's shade. 32x32 colour JPEGs.
     .venv/bin/python scripts/make_object_dataset.py DIR [--clients 8] [--per-client 200] [--size 32] [--seed 0]
 
 Needs: apt-get install librsvg2-bin adwaita-icon-theme faba-icon-theme tango-icon-theme breeze-icon-theme
-       elementary-xfce-icon-theme gnome-icon-theme lxde-icon-theme oxygen-icon-theme mint-y-icons
-(at least three themes must have every class; the themes found are listed in DIR/manifest.json).
+       elementary-xfce-icon-theme gnome-icon-theme lxde-icon-theme oxygen-icon-theme mate-icon-theme
+       gnome-icon-theme-gartoon
+It uses the themes it finds (at least three for every class, or it stops), so the images
+depend on which of these are installed (and their versions); DIR/manifest.json lists every
+icon file used. MATE's own theme is not used (it is GNOME 2's); its package brings Menta.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ ICON_ROOT = Path("/usr/share/icons")
 THEMES = ["Adwaita", "Faba", "Tango", "breeze", "elementary-xfce", "gnome", "nuoveXT2", "oxygen", "menta", "gartoon"]
 PACKAGES = (
     "librsvg2-bin adwaita-icon-theme faba-icon-theme tango-icon-theme breeze-icon-theme elementary-xfce-icon-theme "
-    "gnome-icon-theme lxde-icon-theme oxygen-icon-theme"
+    "gnome-icon-theme lxde-icon-theme oxygen-icon-theme mate-icon-theme gnome-icon-theme-gartoon"
 )
 # class -> icon names, the first one a theme has is used
 CLASSES = {
