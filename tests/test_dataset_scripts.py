@@ -19,6 +19,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 import datasetkit
 import make_object_dataset
+import make_sketch_dataset
 import make_writer_dataset
 
 
@@ -55,6 +56,16 @@ def test_writer_dataset_is_deterministic_and_laid_out_for_the_loader(tmp_path):
     # another seed, other images
     make_writer_dataset.main([str(tmp_path / "c"), "--clients", "3", "--per-client", "20", "--seed", "6"])
     assert _digest(tmp_path / "c") != a
+
+
+def test_sketch_dataset_is_deterministic_and_needs_no_package(tmp_path):
+    make_sketch_dataset.main([str(tmp_path / "a"), "--clients", "2", "--per-client", "20", "--size", "20"])
+    make_sketch_dataset.main([str(tmp_path / "b"), "--clients", "2", "--per-client", "20", "--size", "20"])
+    a = _digest(tmp_path / "a")
+    assert a == _digest(tmp_path / "b")
+    pngs = [k for k in a if k.endswith(".png")]
+    assert len(pngs) == 40 and {Path(k).parent.name for k in pngs} == set(make_sketch_dataset.CLASSES)
+    assert Image.open(tmp_path / "a" / pngs[0]).size == (20, 20)
 
 
 def test_object_dataset_is_deterministic_and_colour(tmp_path):
