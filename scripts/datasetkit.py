@@ -28,8 +28,12 @@ def add_common_options(p: argparse.ArgumentParser, clients: int, per_client: int
     p.add_argument("out", type=Path, help="dataset folder to create (DIR/<client>/<class>/<image>)")
     p.add_argument("--seed", type=int, default=0, help="everything is drawn from this seed (default 0)")
     p.add_argument("--clients", type=int, default=clients, help=f"number of clients (default {clients})")
-    p.add_argument("--per-client", type=int, default=per_client,
-                   help=f"images per client, spread evenly over the classes (default {per_client})")
+    p.add_argument(
+        "--per-client",
+        type=int,
+        default=per_client,
+        help=f"images per client, spread evenly over the classes (default {per_client})",
+    )
     p.add_argument("--size", type=int, default=size, help=f"image side in pixels (default {size})")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists and is not empty")
 

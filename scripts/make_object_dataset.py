@@ -74,7 +74,7 @@ SIZE_DIR = re.compile(r"/(\d+)(?:x\d+)?(?:/|$)")
 
 
 def find_icons(names: set[str]) -> dict[str, dict[str, Path]]:
-    """theme -> icon name -> the best file for it (SVG, else the largest PNG of at least 48 px), symbolic ones skipped."""
+    """theme -> icon name -> its best file (SVG, else the largest PNG of at least 48 px); symbolic ones skipped."""
     found: dict[str, dict[str, Path]] = {}
     for theme in THEMES:
         best: dict[str, tuple[int, str]] = {}
@@ -102,7 +102,8 @@ def load_icon(path: Path) -> np.ndarray:
     if path.suffix == ".svg":
         png = subprocess.run(
             ["rsvg-convert", "-w", str(MASTER), "-h", str(MASTER), "-f", "png", str(path)],
-            capture_output=True, check=True,
+            capture_output=True,
+            check=True,
         ).stdout
         img = Image.open(io.BytesIO(png))
     else:
@@ -155,12 +156,18 @@ def make_camera(rng: np.random.Generator, k: int, cols: dict[str, np.ndarray]) -
 def camera_columns(seed: int, n: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng([seed, 999])
     return {
-        "warm": spread(rng, n, -0.16, 0.16), "saturation": spread(rng, n, 0.6, 1.3),
-        "bg_level": spread(rng, n, 0.25, 0.8), "bg_sat": spread(rng, n, 0.03, 0.3),
-        "texture": spread(rng, n, 0.0, 0.08), "exposure": spread(rng, n, 0.85, 1.15),
-        "gamma": spread(rng, n, 0.8, 1.25), "blur": spread(rng, n, 0.0, 0.8),
-        "distortion": spread(rng, n, -0.18, 0.18), "noise": spread(rng, n, 0.005, 0.045),
-        "vignette": spread(rng, n, 0.0, 0.45), "quality": spread(rng, n, 35, 92),
+        "warm": spread(rng, n, -0.16, 0.16),
+        "saturation": spread(rng, n, 0.6, 1.3),
+        "bg_level": spread(rng, n, 0.25, 0.8),
+        "bg_sat": spread(rng, n, 0.03, 0.3),
+        "texture": spread(rng, n, 0.0, 0.08),
+        "exposure": spread(rng, n, 0.85, 1.15),
+        "gamma": spread(rng, n, 0.8, 1.25),
+        "blur": spread(rng, n, 0.0, 0.8),
+        "distortion": spread(rng, n, -0.18, 0.18),
+        "noise": spread(rng, n, 0.005, 0.045),
+        "vignette": spread(rng, n, 0.0, 0.45),
+        "quality": spread(rng, n, 35, 92),
     }
 
 
@@ -217,8 +224,12 @@ def shoot(icon: np.ndarray, cam: dict, rng: np.random.Generator, side: int, grid
     shadow_m = inv.copy()
     shadow_m[:, 2] = -inv[:, :2] @ (np.array([cx, cy]) + off) + MASTER / 2
     sh = warp(icon[..., 3:], shadow_m, s)[..., 0]
-    sh = np.asarray(Image.fromarray((sh * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(s * 0.03)),
-                    dtype=np.float32) / 255
+    sh = (
+        np.asarray(
+            Image.fromarray((sh * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(s * 0.03)), dtype=np.float32
+        )
+        / 255
+    )
     scene = scene * (1 - cam["shadow"] * sh)[..., None]
     shade = (1 + 0.5 * cam["falloff"] * (xx * cam["light_dir"][0] + yy * cam["light_dir"][1]))[..., None]
     scene = obj[..., :3] * level * tint * shade + scene * (1 - alpha)
@@ -288,8 +299,10 @@ def main(argv: list[str] | None = None) -> None:
         return written
 
     written = build_atomically(args.out, args.overwrite, build)
-    print(f"wrote {written} images ({args.clients} cameras x {len(CLASSES)} classes, {args.size}x{args.size}) "
-          f"to {args.out} in {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote {written} images ({args.clients} cameras x {len(CLASSES)} classes, {args.size}x{args.size}) "
+        f"to {args.out} in {time.perf_counter() - start:.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,22 @@ from datasetkit import (
 from make_writer_dataset import render
 
 NAMES = [
-    "alba", "boris", "carmen", "dev", "elif", "femi", "gus", "hilde",
-    "ines", "jakob", "kira", "lars", "mona", "nils", "olga", "pavel",
+    "alba",
+    "boris",
+    "carmen",
+    "dev",
+    "elif",
+    "femi",
+    "gus",
+    "hilde",
+    "ines",
+    "jakob",
+    "kira",
+    "lars",
+    "mona",
+    "nils",
+    "olga",
+    "pavel",
 ]
 CLASSES = ["arrow", "circle", "cloud", "heart", "house", "smiley", "spiral", "square", "star", "triangle"]
 UNIT = 10.0  # shapes are drawn in [-1, 1] and scaled to about the Hershey fonts' units
@@ -125,7 +139,7 @@ def shape(cls: str, h: dict, rng: np.random.Generator) -> list[np.ndarray]:
         w, roof = 0.8 + j(), -0.2 + j(0.08)
         body = closed_stroke(np.array([[-w, roof], [w, roof], [w, 1], [-w, 1]]), h, rng, True)
         top = np.array([[-w - 0.1, roof], [j(0.1), -1], [w + 0.1, roof]])
-        door = np.array([[-0.15, 1], [-0.15, 0.45], [0.2, 0.45], [0.2, 1]]) + [j(0.1), 0]
+        door = np.array([[-0.15, 1], [-0.15, 0.45], [0.2, 0.45], [0.2, 1]]) + np.array([j(0.1), 0])
         return [*body, chaikin(top, min(h["round"], 1), closed=False), door]
     if cls == "spiral":
         turns = 2.6 + j(0.2)
@@ -155,27 +169,46 @@ def shape(cls: str, h: dict, rng: np.random.Generator) -> list[np.ndarray]:
 def make_sketcher(rng: np.random.Generator, k: int, cols: dict[str, np.ndarray]) -> dict:
     nib = cols["nib"][k] > 0.65  # a few draw with a broad marker nib
     return {
-        "pen": cols["pen"][k], "nib_contrast": rng.uniform(0.3, 0.55) if nib else 0.0,
-        "nib_angle": rng.uniform(0, math.pi), "slant": cols["slant"][k], "tilt": math.radians(cols["tilt"][k]),
-        "size": cols["size"][k], "aspect": cols["aspect"][k], "ink": cols["ink"][k],
-        "sloppiness": cols["sloppiness"][k], "wobble": cols["wobble"][k],
-        "wobble_freq": rng.uniform(1.0, 2.5, 2), "wobble_dir": rng.uniform(0, 2 * math.pi, 2),
+        "pen": cols["pen"][k],
+        "nib_contrast": rng.uniform(0.3, 0.55) if nib else 0.0,
+        "nib_angle": rng.uniform(0, math.pi),
+        "slant": cols["slant"][k],
+        "tilt": math.radians(cols["tilt"][k]),
+        "size": cols["size"][k],
+        "aspect": cols["aspect"][k],
+        "ink": cols["ink"][k],
+        "sloppiness": cols["sloppiness"][k],
+        "wobble": cols["wobble"][k],
+        "wobble_freq": rng.uniform(1.0, 2.5, 2),
+        "wobble_dir": rng.uniform(0, 2 * math.pi, 2),
         "wobble_phase": rng.uniform(0, 2 * math.pi, 2),
         # drawing habits
-        "round": int(cols["round"][k]), "overshoot": cols["overshoot"][k], "start": rng.uniform(0, 1),
-        "separate_sides": bool(cols["separate"][k] > 0.6), "extend": rng.uniform(0.04, 0.15),
-        "passes": 2 if cols["passes"][k] > 0.7 else 1, "clockwise": bool(rng.uniform() < 0.5),
+        "round": int(cols["round"][k]),
+        "overshoot": cols["overshoot"][k],
+        "start": rng.uniform(0, 1),
+        "separate_sides": bool(cols["separate"][k] > 0.6),
+        "extend": rng.uniform(0.04, 0.15),
+        "passes": 2 if cols["passes"][k] > 0.7 else 1,
+        "clockwise": bool(rng.uniform() < 0.5),
     }
 
 
 def sketcher_columns(seed: int, n: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng([seed, 998])
     return {
-        "nib": spread(rng, n, 0, 1), "pen": spread(rng, n, 1.2, 2.3), "slant": spread(rng, n, -0.2, 0.3),
-        "tilt": spread(rng, n, -8, 8), "size": spread(rng, n, 0.66, 0.88), "aspect": spread(rng, n, 0.8, 1.2),
-        "ink": spread(rng, n, 0.78, 1.0), "sloppiness": spread(rng, n, 0.006, 0.022),
-        "wobble": spread(rng, n, 0.0, 0.03), "round": spread(rng, n, 0, 3.999),
-        "overshoot": spread(rng, n, -0.08, 0.15), "separate": spread(rng, n, 0, 1), "passes": spread(rng, n, 0, 1),
+        "nib": spread(rng, n, 0, 1),
+        "pen": spread(rng, n, 1.2, 2.3),
+        "slant": spread(rng, n, -0.2, 0.3),
+        "tilt": spread(rng, n, -8, 8),
+        "size": spread(rng, n, 0.66, 0.88),
+        "aspect": spread(rng, n, 0.8, 1.2),
+        "ink": spread(rng, n, 0.78, 1.0),
+        "sloppiness": spread(rng, n, 0.006, 0.022),
+        "wobble": spread(rng, n, 0.0, 0.03),
+        "round": spread(rng, n, 0, 3.999),
+        "overshoot": spread(rng, n, -0.08, 0.15),
+        "separate": spread(rng, n, 0, 1),
+        "passes": spread(rng, n, 0, 1),
     }
 
 
@@ -206,8 +239,10 @@ def main(argv: list[str] | None = None) -> None:
         return written
 
     written = build_atomically(args.out, args.overwrite, build)
-    print(f"wrote {written} images ({args.clients} sketchers x {len(CLASSES)} classes, {args.size}x{args.size}) "
-          f"to {args.out} in {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote {written} images ({args.clients} sketchers x {len(CLASSES)} classes, {args.size}x{args.size}) "
+        f"to {args.out} in {time.perf_counter() - start:.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -42,12 +42,40 @@ from PIL import Image, ImageDraw, ImageFilter
 FONT_DIR = Path("/usr/share/hershey-fonts")
 # One family per writer, the ten most different lowercase designs first; the rest share a design with an earlier one.
 FONTS = [
-    "cursive", "scripts", "scriptc", "futural", "futuram", "rowmant", "timesr", "timesi", "gothiceng", "gothicita",
-    "timesib", "timesrb", "gothicger", "gothitt", "gothgrt", "gothgbt",
+    "cursive",
+    "scripts",
+    "scriptc",
+    "futural",
+    "futuram",
+    "rowmant",
+    "timesr",
+    "timesi",
+    "gothiceng",
+    "gothicita",
+    "timesib",
+    "timesrb",
+    "gothicger",
+    "gothitt",
+    "gothgrt",
+    "gothgbt",
 ]
 NAMES = [
-    "amira", "bruno", "chen", "dana", "emeka", "freya", "goran", "hana",
-    "ivan", "jun", "kofi", "lena", "mateo", "nora", "omar", "priya",
+    "amira",
+    "bruno",
+    "chen",
+    "dana",
+    "emeka",
+    "freya",
+    "goran",
+    "hana",
+    "ivan",
+    "jun",
+    "kofi",
+    "lena",
+    "mateo",
+    "nora",
+    "omar",
+    "priya",
 ]
 CHARS = "abdeghkmrs"
 SUPER = 4  # supersampling factor of the pen drawing
@@ -106,9 +134,14 @@ def make_writer(rng: np.random.Generator, k: int, cols: dict[str, np.ndarray]) -
 def writer_columns(seed: int, n: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng([seed, 999])
     return {
-        "nib": spread(rng, n, 0, 1), "pen": spread(rng, n, 1.2, 2.3), "slant": spread(rng, n, -0.25, 0.4),
-        "tilt": spread(rng, n, -7, 7), "size": spread(rng, n, 0.62, 0.86), "aspect": spread(rng, n, 0.75, 1.25),
-        "ink": spread(rng, n, 0.78, 1.0), "sloppiness": spread(rng, n, 0.006, 0.022),
+        "nib": spread(rng, n, 0, 1),
+        "pen": spread(rng, n, 1.2, 2.3),
+        "slant": spread(rng, n, -0.25, 0.4),
+        "tilt": spread(rng, n, -7, 7),
+        "size": spread(rng, n, 0.62, 0.86),
+        "aspect": spread(rng, n, 0.75, 1.25),
+        "ink": spread(rng, n, 0.78, 1.0),
+        "sloppiness": spread(rng, n, 0.006, 0.022),
         "wobble": spread(rng, n, 0.0, 0.03),
     }
 
@@ -193,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     chars = args.chars
     if len(set(chars)) != len(chars) or len(chars) < 2 or not all(33 <= ord(c) < 127 for c in chars):
         p.error("--chars must be at least two different printable ASCII characters")
-    if any(c in '/\\.' for c in chars):
+    if any(c in "/\\." for c in chars):
         p.error("--chars cannot use / \\ or . (they name the class folders)")
     check_common_options(p, args, len(FONTS), len(chars))
     if not FONT_DIR.is_dir() or not (FONT_DIR / f"{FONTS[0]}.jhf").is_file():
@@ -221,8 +254,10 @@ def main(argv: list[str] | None = None) -> None:
         return written
 
     written = build_atomically(args.out, args.overwrite, build)
-    print(f"wrote {written} images ({args.clients} writers x {len(chars)} classes, {args.size}x{args.size}) "
-          f"to {args.out} in {time.perf_counter() - start:.1f} s")
+    print(
+        f"wrote {written} images ({args.clients} writers x {len(chars)} classes, {args.size}x{args.size}) "
+        f"to {args.out} in {time.perf_counter() - start:.1f} s"
+    )
 
 
 if __name__ == "__main__":

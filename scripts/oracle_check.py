@@ -32,15 +32,24 @@ def main() -> None:
     data = load_dataset(cfg.data, args.seed)
     start = time.perf_counter()
     oracle = train_oracle(data, args.seed, args.epochs)
-    print(json.dumps({
-        "dataset": args.root, "clients": data.num_clients, "classes": data.num_classes,
-        "image_shape": list(data.image_shape), "train": int(sum(len(c.y_train) for c in data.clients)),
-        "heldout": int(sum(len(c.y_test) for c in data.clients)), "epochs": args.epochs,
-        "identity": round(oracle.heldout_identity_accuracy, 4), "class": round(oracle.heldout_class_accuracy, 4),
-        "softened_identity": round(oracle.heldout_softened_identity_accuracy, 4),
-        "softened_class": round(oracle.heldout_softened_class_accuracy, 4),
-        "seconds": round(time.perf_counter() - start, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "dataset": args.root,
+                "clients": data.num_clients,
+                "classes": data.num_classes,
+                "image_shape": list(data.image_shape),
+                "train": int(sum(len(c.y_train) for c in data.clients)),
+                "heldout": int(sum(len(c.y_test) for c in data.clients)),
+                "epochs": args.epochs,
+                "identity": round(oracle.heldout_identity_accuracy, 4),
+                "class": round(oracle.heldout_class_accuracy, 4),
+                "softened_identity": round(oracle.heldout_softened_identity_accuracy, 4),
+                "softened_class": round(oracle.heldout_softened_class_accuracy, 4),
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ from PIL import Image
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
-import datasetkit
-import make_object_dataset
-import make_sketch_dataset
-import make_writer_dataset
+import datasetkit  # noqa: E402 - scripts/ is not a package: importable only after the path insert above
+import make_object_dataset  # noqa: E402
+import make_sketch_dataset  # noqa: E402
+import make_writer_dataset  # noqa: E402
 
 
 def _digest(root: Path) -> dict[str, str]:
