@@ -150,7 +150,11 @@ def _add_audit_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--rounds", type=int, help="FL rounds (default 40)")
     run.add_argument("--local-epochs", type=int, help="local epochs per round (default 2)")
     run.add_argument("--batch-size", type=int, help="local mini-batch size (default 16)")
-    run.add_argument("--lr", type=float, help="local SGD learning rate (default 0.05)")
+    run.add_argument(
+        "--lr",
+        type=float,
+        help="local SGD learning rate of the first round (default 0.1, cosine-decayed: fl.lr_schedule)",
+    )
     run.add_argument("--fraction", type=float, help="share of clients sampled each round (default 1.0)")
     run.add_argument("--engine", choices=["vmap", "loop"], help="client training engine (default vmap)")
     run.add_argument(

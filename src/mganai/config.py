@@ -66,7 +66,9 @@ class FLConfig:
     rounds: int = 40
     local_epochs: int = 2
     batch_size: int = 16
-    lr: float = 0.05
+    lr: float = 0.1  # local SGD learning rate of the first round (`lr_schedule` then decays it)
+    lr_schedule: str = "cosine"  # "constant" or "cosine": the lr of round t (`mganai.fl.recipe.round_lr`)
+    lr_min_ratio: float = 0.05  # cosine: the last rounds approach lr * this
     momentum: float = 0.9  # local SGD momentum, reset every round
     client_fraction: float = 1.0
     engine: str = "vmap"  # "vmap" (all clients in one batched computation) or "loop"
@@ -249,6 +251,11 @@ def _validate_fl(f: FLConfig) -> None:
     _check(f.local_epochs >= 1, f"fl.local_epochs must be at least 1, got {f.local_epochs}")
     _check(f.batch_size >= 1, f"fl.batch_size must be at least 1, got {f.batch_size}")
     _check(f.lr > 0, f"fl.lr must be > 0, got {f.lr}")
+    _check(
+        f.lr_schedule in ("constant", "cosine"),
+        f"fl.lr_schedule must be 'constant' or 'cosine', got {f.lr_schedule!r}",
+    )
+    _check(0.0 <= f.lr_min_ratio <= 1.0, f"fl.lr_min_ratio must be in [0, 1], got {f.lr_min_ratio}")
     _check(0.0 <= f.momentum < 1.0, f"fl.momentum must be in [0, 1), got {f.momentum}")
     _check(0.0 < f.client_fraction <= 1.0, f"fl.client_fraction must be in (0, 1], got {f.client_fraction}")
     _check(f.engine in ("vmap", "loop"), f"fl.engine must be 'vmap' or 'loop', got {f.engine!r}")

@@ -3,7 +3,8 @@
 ServerApp: the audit of `mganai run` (same attack set-up, oracle, metrics.json and
 images), with FL run by Flower through `AuditStrategy` instead of our simulator.
 ClientApp: one client's local training with the simulator's own code (`make_plan`
-+ `train_loop` with the simulator's per-(seed, round, client) generator), so a
++ `train_loop` with the simulator's per-(seed, round, client) generator) and the
+round's learning rate, momentum, epochs and batch size the server sent, so a
 client's update is the same as in `mganai run --engine loop`. It reports its
 partition id so the server can tell clients apart.
 
@@ -36,8 +37,16 @@ from mganai.device import resolve_device, set_determinism
 from mganai.fl.client import client_generator, make_plan, train_loop
 from mganai.fl.model import Params, SharedCNN, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
+from mganai.fl.recipe import LocalRecipe, local_recipe
 from mganai.fl.server import FLResult, accuracy
-from mganai.flower.strategy import CLIENT_KEY, AuditStrategy, accuracy_fn, params_from_record, record_from_params
+from mganai.flower.strategy import (
+    CLIENT_KEY,
+    RECIPE_KEYS,
+    AuditStrategy,
+    accuracy_fn,
+    params_from_record,
+    record_from_params,
+)
 
 ROUND_TIMEOUT_S = 600.0  # longest wait for a round's replies
 
@@ -76,6 +85,19 @@ def _number(value: object, kind: type[N]) -> N:
     return kind(value)
 
 
+def recipe_from_config(config: Any) -> LocalRecipe | None:
+    """The local training recipe a round's config carries (`RECIPE_KEYS`), or None when the server sent none."""
+    if not all(key in config for key in RECIPE_KEYS.values()):
+        return None
+    v = {field: config[key] for field, key in RECIPE_KEYS.items()}
+    return LocalRecipe(
+        _number(v["lr"], float),
+        _number(v["momentum"], float),
+        _number(v["local_epochs"], int),
+        _number(v["batch_size"], int),
+    )
+
+
 def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: DatasetFn = cached_dataset) -> RecordDict:
     """One client's training round: the model it was sent -> its trained model, sample count, id."""
     data = dataset(cfg)
@@ -91,12 +113,15 @@ def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: Datas
     shape = data.image_shape
     model = SharedCNN(shape[0], data.num_classes, shape[1]).to(device)
     start = params_from_record(content.array_records["arrays"], device)
-    t = _number(content.config_records["config"]["server-round"], int) - 1
+    config = content.config_records["config"]
+    t = _number(config["server-round"], int) - 1
+    # The recipe the server sent; a server that sends none gets the one our settings give for this round.
+    recipe = recipe_from_config(config) or local_recipe(cfg.fl, t)
     gen = client_generator(cfg.seed, t, client)
-    plan = make_plan([len(own.y_train)], cfg.fl.batch_size, cfg.fl.local_epochs, [gen])
+    plan = make_plan([len(own.y_train)], recipe.batch_size, recipe.local_epochs, [gen])
     stacked = {n: v.unsqueeze(0) for n, v in start.items()}
     x, y = own.x_train.to(device), own.y_train.to(device)
-    ends = train_loop(model, stacked, [x], [y], plan, cfg.fl.lr, cfg.fl.momentum)
+    ends = train_loop(model, stacked, [x], [y], plan, recipe.lr, recipe.momentum)
     metrics = MetricRecord({"num-examples": len(own.y_train), CLIENT_KEY: client})
     return RecordDict({"arrays": record_from_params({n: v[0] for n, v in ends.items()}), "metrics": metrics})
 
@@ -148,6 +173,7 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
             min_train_nodes=max(1, round(cfg.fl.client_fraction * n)),
             min_available_nodes=n,  # start once every client's node is connected
             device=device,
+            recipe=lambda t: local_recipe(cfg.fl, t),
         )
         result = strategy.start(
             grid,
