@@ -27,6 +27,8 @@ FLAG_KEYS = {
     "max_per_client": "data.max_per_client",
     "faces_per_client": "data.faces_per_client",
     "cache_dir": "data.cache_dir",
+    "public": "data.public",
+    "public_clients": "data.public_clients",
     "methods": "attack.methods",
     "rounds": "fl.rounds",
     "local_epochs": "fl.local_epochs",
@@ -145,6 +147,20 @@ def _add_audit_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--faces-per-client", type=int, help="faces: people per client (default 4: 10 clients of 40)")
     run.add_argument("--cache-dir", metavar="DIR", help="download cache (default $MGANAI_DATA or ~/.cache/mganai)")
     run.add_argument(
+        "--public",
+        metavar="SPEC",
+        help="threat model public-data: the server also holds every image of this dataset (a --dataset spelling, "
+        "not the federation's own data), brought to the federation's image shape (default: none, updates-only)",
+    )
+    run.add_argument(
+        "--public-clients",
+        type=int,
+        metavar="K",
+        help="threat model public-data: withhold K clients from FL and give their images to the server; they are "
+        "the K highest-indexed clients that are not the victim, so every other client keeps its index and name "
+        "(1 <= K <= clients - 2; not with --public)",
+    )
+    run.add_argument(
         "--victim", help="client whose private data the server attacks: index (default 0), or a folder: client's name"
     )
     run.add_argument("--rounds", type=int, help="FL rounds (default 40)")
@@ -218,8 +234,19 @@ def check_out(out: Path, overwrite: bool) -> None:
         )
 
 
+def threat_line(metrics: dict[str, Any]) -> str:
+    """The summary's first line: which threat model its numbers belong to."""
+    threat = metrics.get("threat_model") or {"name": "updates-only", "public": None}
+    if threat.get("public"):
+        return f"threat model: {threat['name']} (the server also holds {threat['public']['description']})"
+    return f"threat model: {threat['name']} (the server holds no data, only the clients' updates)"
+
+
 def _summary(metrics: dict[str, Any]) -> str:
-    lines = [f"FL test accuracy: {metrics['fl']['test_accuracy']:.3f} after {metrics['fl']['rounds']} rounds"]
+    lines = [
+        threat_line(metrics),
+        f"FL test accuracy: {metrics['fl']['test_accuracy']:.3f} after {metrics['fl']['rounds']} rounds",
+    ]
     if "oracle" in metrics:
         o = metrics["oracle"]
         lines.append(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from mganai.attack.bank import RepresentativeBank
     from mganai.config import AttackConfig
     from mganai.fl.model import SharedCNN
+    from mganai.threat import PublicData
 
 
 class Sampler(Protocol):
@@ -31,7 +32,8 @@ class Sampler(Protocol):
 
 @dataclass(frozen=True)
 class AttackParts:
-    """What a method is built from: the trace's shared architecture and bank, and the task's sizes."""
+    """What a method is built from: the trace's shared architecture and bank, the task's sizes, and what the
+    server holds besides its observations (`public`: None under the updates-only threat model)."""
 
     model: SharedCNN
     bank: RepresentativeBank | None
@@ -40,6 +42,7 @@ class AttackParts:
     image_shape: tuple[int, int, int]
     cfg: AttackConfig
     seed: int
+    public: PublicData | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import time
 from pathlib import Path
@@ -25,9 +26,11 @@ from mganai.audit.scoring import (
 )
 from mganai.audit.traces import FLRunner, Trace, run_side_by_side, run_trace, simulate
 from mganai.config import RunConfig
-from mganai.data import FederatedDataset, check_victim, load_dataset
+from mganai.data import FederatedDataset
+from mganai.data.public import load_federation
 from mganai.device import resolve_device, set_determinism
 from mganai.eval.curves import CurveProbe
+from mganai.threat import PublicData, threat_model
 
 
 def run_audit(
@@ -42,20 +45,32 @@ def run_audit(
 
     With `control` (our simulator only), the run saves checkpoints, stops on request
     (`RunInterrupted`) and resumes from `control.resume`; the checkpoint is removed
-    once the outputs are written."""
+    once the outputs are written.
+
+    metrics.json records `cfg` as given; the run itself uses the victim's index among the clients that train
+    (it moves down when withheld clients (`data.public_clients`) had lower indices)."""
+    settings = cfg
     device = resolve_device(cfg.device)
     set_determinism(device)
     ckpt = AuditCheckpoints(cfg, out, control, device) if control is not None else None
     timing = _timing(ckpt, device)
     t0 = time.perf_counter()
-    data = load_dataset(cfg.data, cfg.seed)
-    check_victim(data, cfg.attack.victim)
+    federation = load_federation(cfg.data, cfg.attack.victim, cfg.seed)
+    data, public = federation.data, federation.public
+    if federation.victim != cfg.attack.victim:
+        cfg = dataclasses.replace(cfg, attack=dataclasses.replace(cfg.attack, victim=federation.victim))
     timing["data_s"] = time.perf_counter() - t0
     plan = make_plan(cfg, simulator=run_fl is simulate, saved=ckpt.saved if ckpt else None)
     oracle = prepare_oracle(cfg, data, device, ckpt, timing) if plan.methods else None
     probes = curve_probes(cfg, data, oracle)
-    base, traces = _run_traces(cfg, data, plan, device, run_fl, probes, ckpt, timing)
-    metrics = {"fl": fl_summary(cfg, base, runtime), "config": cfg.to_dict(), "data": describe(data), "artefacts": {}}
+    base, traces = _run_traces(cfg, data, public, plan, device, run_fl, probes, ckpt, timing)
+    metrics = {
+        "threat_model": threat_model(public),
+        "fl": fl_summary(cfg, base, runtime),
+        "config": settings.to_dict(),
+        "data": describe(data, cfg.attack.victim),
+        "artefacts": {},
+    }
     if oracle is not None:
         t2 = time.perf_counter()
         classes = evaluation_classes(data.num_classes, cfg.eval.samples_per_class)
@@ -90,6 +105,7 @@ def _timing(ckpt: AuditCheckpoints | None, device: torch.device) -> dict[str, An
 def _run_traces(
     cfg: RunConfig,
     data: FederatedDataset,
+    public: PublicData | None,
     plan: Plan,
     device: torch.device,
     run_fl: FLRunner,
@@ -102,20 +118,20 @@ def _run_traces(
     saved = ckpt.saved if ckpt is not None else None
     active: Trace | None = None
     if plan.together:
-        base, active = run_side_by_side(cfg, data, (plan.passive, plan.active), device, probes, ckpt)
+        base, active = run_side_by_side(cfg, data, (plan.passive, plan.active), device, probes, ckpt, public)
         timing["fl_and_attacks_side_by_side_s"] = base.seconds
     elif ckpt is not None and saved is not None and saved["phase"] == "active":
-        base = ckpt.checked(lambda: restore_trace(cfg, data, plan.passive, device, probes[0], saved["passive"]))
+        base = ckpt.checked(lambda: restore_trace(cfg, data, plan.passive, device, probes[0], saved["passive"], public))
     else:
         phase = ckpt.phase("passive") if ckpt else None
-        base = run_trace(cfg, data, plan.passive, False, device, run_fl, probes[0], phase)
+        base = run_trace(cfg, data, plan.passive, False, device, run_fl, probes[0], phase, public)
         timing["fl_and_passive_attacks_s"] = base.seconds
     if plan.active and active is None:
         if ckpt is not None:
             ckpt.common["passive"] = trace_state(base)
             ckpt.stop_before("active")
         phase = ckpt.phase("active") if ckpt else None
-        active = run_trace(cfg, data, plan.active, True, device, run_fl, probes[1], phase)
+        active = run_trace(cfg, data, plan.active, True, device, run_fl, probes[1], phase, public)
         timing["fl_and_active_attack_s"] = active.seconds
     traces = {m: base for m in plan.passive}
     if active is not None:

@@ -131,8 +131,9 @@ def faults(fl: FLResult, victim: int) -> dict[str, Any]:
     }
 
 
-def describe(data: FederatedDataset) -> dict[str, Any]:
-    """What was actually loaded (a folder's client names, the resolution a default picked), for metrics.json."""
+def describe(data: FederatedDataset, victim: int) -> dict[str, Any]:
+    """What was actually loaded (a folder's client names, the resolution a default picked), for metrics.json.
+    `clients` are the clients that train; `victim` is the victim's index among them."""
     return {
         "name": data.name,
         "image_shape": list(data.image_shape),
@@ -140,4 +141,5 @@ def describe(data: FederatedDataset) -> dict[str, Any]:
         "clients": data.client_names(),
         "train_samples": [len(c.y_train) for c in data.clients],
         "heldout_samples": [len(c.y_test) for c in data.clients],
+        "victim": victim,
     }

@@ -31,8 +31,8 @@ from torch import nn
 
 from mganai.audit import FLRunner, run_audit
 from mganai.config import RunConfig, build_config, load_toml
-from mganai.data import FederatedDataset, load_dataset
-from mganai.data.load import client_count
+from mganai.data import FederatedDataset
+from mganai.data.public import load_federation
 from mganai.device import resolve_device, set_determinism
 from mganai.fl.client import client_generator, make_plan, train_loop
 from mganai.fl.model import Params, SharedCNN, params_device
@@ -67,10 +67,11 @@ _DATA: dict[str, FederatedDataset] = {}
 
 
 def cached_dataset(cfg: RunConfig) -> FederatedDataset:
-    """The federated dataset, built once per process (a ClientApp process serves many rounds)."""
-    key = json.dumps([asdict(cfg.data), cfg.seed], sort_keys=True)
+    """The clients that train (withheld public clients left out), built once per process (a ClientApp process
+    serves many rounds)."""
+    key = json.dumps([asdict(cfg.data), cfg.attack.victim, cfg.seed], sort_keys=True)
     if key not in _DATA:
-        _DATA[key] = load_dataset(cfg.data, cfg.seed)
+        _DATA[key] = load_federation(cfg.data, cfg.attack.victim, cfg.seed).data
     return _DATA[key]
 
 
@@ -232,7 +233,7 @@ def run_flower_simulation(cfg: RunConfig, workers: int = 2, verbose: bool = Fals
     run_simulation(
         server_app=make_server_app(cfg),
         client_app=make_client_app(cfg),
-        num_supernodes=client_count(cfg.data, cfg.seed),  # one per client: folder: and faces bring their own count
+        num_supernodes=cached_dataset(cfg).num_clients,  # one per client that trains (and a bad --public fails here)
         backend_config=backend,  # type: ignore[arg-type]
         verbose_logging=verbose,
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mganai.methods import METHODS
-from mganai.report.load import is_number, num_clients
+from mganai.report.load import is_number, num_clients, victim_of
 
 METHOD_NOTES = {name: m.note for name, m in METHODS.items()}
 
@@ -119,7 +119,7 @@ def verdict(metrics: Mapping[str, Any]) -> list[str]:
     if not methods:
         return ["No attack method ran (methods = none): this report shows federated learning only.", *warnings]
     n = num_clients(metrics)
-    victim = metrics["config"]["attack"]["victim"]
+    victim = victim_of(metrics)
     ranked = sorted(methods, key=lambda m: -_num(methods[m].get("joint_success")))
     top, s = ranked[0], methods[ranked[0]]
     out = [
