@@ -252,18 +252,21 @@ def _summary(metrics: dict[str, Any]) -> str:
         lines.append(
             f"oracle held-out accuracy: identity {o['heldout_identity_accuracy']:.3f}, "
             f"class {o['heldout_class_accuracy']:.3f} (softened images: "
-            f"{o['heldout_softened_identity_accuracy']:.3f}, {o['heldout_softened_class_accuracy']:.3f})"
+            f"{o['heldout_softened_identity_accuracy']:.3f}, {o['heldout_softened_class_accuracy']:.3f}); "
+            f"data-like {o['heldout_data_like_rate']:.3f} (softened {o['heldout_softened_data_like_rate']:.3f})"
         )
-        lines.append(f"{'method':<17}{'identity':>9}{'class':>8}{'joint':>8}{'ssim(v)':>9}{'ssim(o)':>9}")
+        head = ("advantage", "identity", "as others", "class", "joint", "data-like", "ssim(v)", "ssim(o)")
+        keys = [
+            *("identity_advantage", "victim_identity_rate", "identity_as_others", "class_accuracy"),
+            *("joint_success", "data_like_rate", "nn_ssim_victim", "nn_ssim_others"),
+        ]
+        lines.append(f"{'method':<17}" + "".join(f"{h:>10}" for h in head))
         for name, m in metrics["methods"].items():
-            lines.append(
-                f"{name:<17}{m['victim_identity_rate']:>9.3f}{m['class_accuracy']:>8.3f}{m['joint_success']:>8.3f}"
-                f"{m['nn_ssim_victim']:>9.3f}{m['nn_ssim_others']:>9.3f}"
-            )
+            lines.append(f"{name:<17}" + "".join(f"{m[k]:>10.3f}" for k in keys))
     if "methods" in metrics:
-        from mganai.report.tables import realism_warnings
+        from mganai.report.tables import advantage_warnings, realism_warnings
 
-        lines += realism_warnings(metrics)
+        lines += advantage_warnings(metrics) + realism_warnings(metrics)
     fl = metrics["fl"]
     if fl.get("rejected_updates") or fl.get("dropped_updates"):
         absent = fl.get("victim_absent_rounds", [])

@@ -25,9 +25,13 @@ if TYPE_CHECKING:
 
 
 class Sampler(Protocol):
-    """What every method is asked for in the end: images 'as the victim, class c'."""
+    """What every method is asked for in the end: images 'as the victim, class c'.
 
-    def generate(self, classes: Tensor, seed: int) -> Tensor: ...
+    `client` asks for the images as another client instead (default: the victim): a method that draws a
+    client's data uses it, one that knows only classes ignores it. The judge compares the two answers
+    (`eval.metrics.identity_as_others`)."""
+
+    def generate(self, classes: Tensor, seed: int, client: int | None = None) -> Tensor: ...
 
 
 @dataclass(frozen=True)

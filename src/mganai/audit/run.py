@@ -14,6 +14,7 @@ from mganai.audit.artefacts import write_artefacts, write_outputs
 from mganai.audit.checkpointing import AuditCheckpoints, RunControl, restore_trace, trace_state
 from mganai.audit.plan import Plan, make_plan
 from mganai.audit.scoring import (
+    AS_OTHERS_MAX,
     SAMPLES_SEED_OFFSET,
     curve_probes,
     describe,
@@ -22,6 +23,7 @@ from mganai.audit.scoring import (
     fl_summary,
     oracle_summary,
     prepare_oracle,
+    requests_as_others,
     score_methods,
 )
 from mganai.audit.traces import FLRunner, Trace, run_side_by_side, run_trace, simulate
@@ -30,6 +32,7 @@ from mganai.data import FederatedDataset
 from mganai.data.public import load_federation
 from mganai.device import resolve_device, set_determinism
 from mganai.eval.curves import CurveProbe
+from mganai.eval.metrics import other_clients
 from mganai.threat import PublicData, threat_model
 
 
@@ -74,9 +77,13 @@ def run_audit(
     if oracle is not None:
         t2 = time.perf_counter()
         classes = evaluation_classes(data.num_classes, cfg.eval.samples_per_class)
-        samples = {m: traces[m].samplers[m].generate(classes, cfg.seed + SAMPLES_SEED_OFFSET) for m in plan.methods}
-        metrics["oracle"] = oracle_summary(oracle)
-        metrics["methods"], metrics["reference"] = score_methods(cfg, data, oracle, traces, base, samples, classes)
+        seed, others = cfg.seed + SAMPLES_SEED_OFFSET, other_clients(cfg.attack.victim, data.num_clients, AS_OTHERS_MAX)
+        samplers = {m: traces[m].samplers[m] for m in plan.methods}
+        samples = {m: s.generate(classes, seed) for m, s in samplers.items()}
+        as_others = {m: requests_as_others(s, classes, seed, others) for m, s in samplers.items()}
+        metrics["oracle"] = oracle_summary(oracle, others)
+        scored = score_methods(cfg, data, oracle, traces, base, samples, classes, as_others)
+        metrics["methods"], metrics["reference"] = scored
         per_class, shown = cfg.eval.samples_per_class, [base, *(traces[m] for m in plan.active)]
         metrics["artefacts"] = write_artefacts(out, data, cfg.attack.victim, samples, classes, per_class, shown, probes)
         _curves_and_active_fl(metrics["fl"], timing, plan, traces, probes, cfg.attack.victim)
