@@ -155,7 +155,8 @@ def verdict(metrics: Mapping[str, Any]) -> list[str]:
             f"Most user-level leakage: {top}. Asked for client {victim}'s data (the victim's), its samples are "
             f"credited to the victim {_pct(s['identity_advantage'])} more often than when the same request is made "
             f"as another client (identity advantage: {_pct(s['victim_identity_rate'])} as the victim against "
-            f"{_pct(s.get('identity_as_others'))} as others; a method that knows nothing of the victim gets 0). "
+            f"{_pct(s.get('identity_as_others'))} as others; chance: 1/{n} = {_pct(1 / n)}, but a method that knows "
+            "nothing of the victim gets an advantage of 0 whatever its identity). "
             f"{_pct(s['joint_success'])} of them are judged to be the victim's data of the requested class (joint "
             f"success); {_pct(s.get('data_like_rate'))} look like real data at all, the rest like no client's."
         ]
