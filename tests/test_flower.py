@@ -122,6 +122,42 @@ def test_strategy_shows_the_simulators_rounds_and_isolates_the_victim(task_ident
     )
 
 
+def test_clients_train_with_the_scheduled_recipe_the_server_sent_as_in_the_simulator(task_identity) -> None:
+    """The cosine schedule in both runtimes: the strategy sends each round's recipe, the ClientApp trains with it
+    (even one whose own settings say otherwise), and FL and the observations equal the simulator's bit for bit."""
+    import dataclasses
+
+    from mganai.fl.recipe import local_recipe
+
+    over = {"data.clients": 3, "fl.rounds": 3, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 4}
+    cfg = build_config({}, {**over, "fl.lr": 0.2, "fl.lr_schedule": "cosine", "fl.lr_min_ratio": 0.1})
+    data = load_dataset(cfg.data, cfg.seed)
+    shape = data.image_shape
+    model = SharedCNN(shape[0], data.num_classes, shape[1])
+    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    sim_seen = Recorder()
+    sim_final = FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers=[sim_seen]).run().final_params
+
+    fl_seen = Recorder()
+    strategy = AuditStrategy(
+        [fl_seen], fraction_evaluate=0.0, min_available_nodes=3, recipe=lambda t: local_recipe(cfg.fl, t)
+    )
+    client_cfg = dataclasses.replace(cfg, fl=dataclasses.replace(cfg.fl, lr=0.05, lr_schedule="constant"))
+    fl_final, sent = _flower_rounds(client_cfg, strategy, init, {7: 0, 8: 1, 9: 2}, cfg.fl.rounds)
+
+    assert [float(sent[t][7]["config"]["lr"]) for t in range(3)] == [local_recipe(cfg.fl, t).lr for t in range(3)]
+    assert (
+        [o.recipe for o in fl_seen.seen]
+        == [o.recipe for o in sim_seen.seen]
+        == [local_recipe(cfg.fl, t) for t in range(3)]
+    )
+    for a, b in zip(fl_seen.seen, sim_seen.seen):
+        for n in b.updates:
+            assert torch.equal(a.updates[n], b.updates[n]), n
+    for n in sim_final:
+        assert torch.equal(fl_final[n], sim_final[n]), n
+
+
 def test_strategy_refuses_replies_without_a_client_id(task_identity) -> None:
     cfg = build_config({}, {"data.clients": 2, "fl.local_epochs": 1})
     data = load_dataset(cfg.data, cfg.seed)

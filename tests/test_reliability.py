@@ -152,11 +152,11 @@ def test_audit_with_a_nan_client_and_dropouts_counts_them_and_stays_finite(tmp_p
 
     Only the client's update is broken (its data stays clean for the oracle and the metrics): a test hook in
     the training engine turns that client's trained model into NaN."""
-    import mganai.audit.run as audit
+    import mganai.data.public as loading
     import mganai.fl.server as server
 
     (tmp_path / "tiny.toml").write_text(TINY.replace("clients = 3", "clients = 4").replace("rounds = 4", "rounds = 5"))
-    real_load, broken = audit.load_dataset, []
+    real_load, broken = loading.load_dataset, []
 
     def load(cfg, seed):
         data = real_load(cfg, seed)
@@ -171,7 +171,7 @@ def test_audit_with_a_nan_client_and_dropouts_counts_them_and_stays_finite(tmp_p
 
         return train
 
-    monkeypatch.setattr(audit, "load_dataset", load)
+    monkeypatch.setattr(loading, "load_dataset", load)
     monkeypatch.setattr(server, "ENGINES", {k: faulty(v) for k, v in server.ENGINES.items()})
     out = tmp_path / "out"
     code, stdout, err = run_cli(

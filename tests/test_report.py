@@ -122,10 +122,26 @@ def test_report_is_self_contained_and_shows_every_method(run_a):
         # The headline number of every method is shown as computed.
         assert fmt(metrics["methods"][name]["joint_success"], "rate") in table
     text = " ".join(page.text)
-    for needle in ("Most leakage:", "oracle", "peak memory", "Configuration", "identity_weight"):
+    for needle in ("Most user-level leakage:", "oracle", "peak memory", "Configuration", "identity_weight"):
         assert needle in text, needle
+    assert "like no client" in text and "Threat model updates-only" in text
     for img in page.images:  # every embedded image is a PNG that Pillow decodes
         Image.open(io.BytesIO(_decode(img["src"]))).verify()
+
+
+def test_metrics_hold_the_open_set_rates_and_the_identity_against_other_clients(run_a):
+    metrics = json.loads((run_a / "metrics.json").read_text())
+    oracle = metrics["oracle"]
+    assert 0 < oracle["open_set_threshold"] < 2 and oracle["open_set_quantile"] == 0.95
+    assert 0 <= oracle["heldout_data_like_rate"] <= 1 and 0 <= oracle["heldout_softened_data_like_rate"] <= 1
+    assert oracle["as_others_clients"] == [0, 2]  # every client but the victim (1 of 3)
+    for name, m in metrics["methods"].items():
+        for key in ("victim_identity_rate", "class_accuracy", "joint_success"):
+            assert 0 <= m[key] <= min(m[f"{key}_closed_set"], m["data_like_rate"]) <= 1, (name, key)
+        assert m["identity_advantage"] == pytest.approx(m["victim_identity_rate"] - m["identity_as_others"])
+    for blind in ("class-gan", "no-identity"):  # they ignore whose data they are asked for
+        assert metrics["methods"][blind]["identity_advantage"] == 0.0
+    assert metrics["threat_model"] == {"name": "updates-only", "public": None}
 
 
 def test_each_method_grid_is_embedded_byte_for_byte(run_a):

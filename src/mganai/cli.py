@@ -27,6 +27,8 @@ FLAG_KEYS = {
     "max_per_client": "data.max_per_client",
     "faces_per_client": "data.faces_per_client",
     "cache_dir": "data.cache_dir",
+    "public": "data.public",
+    "public_clients": "data.public_clients",
     "methods": "attack.methods",
     "rounds": "fl.rounds",
     "local_epochs": "fl.local_epochs",
@@ -145,12 +147,30 @@ def _add_audit_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--faces-per-client", type=int, help="faces: people per client (default 4: 10 clients of 40)")
     run.add_argument("--cache-dir", metavar="DIR", help="download cache (default $MGANAI_DATA or ~/.cache/mganai)")
     run.add_argument(
+        "--public",
+        metavar="SPEC",
+        help="threat model public-data: the server also holds every image of this dataset (a --dataset spelling, "
+        "not the federation's own data), brought to the federation's image shape (default: none, updates-only)",
+    )
+    run.add_argument(
+        "--public-clients",
+        type=int,
+        metavar="K",
+        help="threat model public-data: withhold K clients from FL and give their images to the server; they are "
+        "the K highest-indexed clients that are not the victim, so every other client keeps its index and name "
+        "(1 <= K <= clients - 2; not with --public)",
+    )
+    run.add_argument(
         "--victim", help="client whose private data the server attacks: index (default 0), or a folder: client's name"
     )
     run.add_argument("--rounds", type=int, help="FL rounds (default 40)")
     run.add_argument("--local-epochs", type=int, help="local epochs per round (default 2)")
     run.add_argument("--batch-size", type=int, help="local mini-batch size (default 16)")
-    run.add_argument("--lr", type=float, help="local SGD learning rate (default 0.05)")
+    run.add_argument(
+        "--lr",
+        type=float,
+        help="local SGD learning rate of the first round (default 0.1, cosine-decayed: fl.lr_schedule)",
+    )
     run.add_argument("--fraction", type=float, help="share of clients sampled each round (default 1.0)")
     run.add_argument("--engine", choices=["vmap", "loop"], help="client training engine (default vmap)")
     run.add_argument(
@@ -214,25 +234,39 @@ def check_out(out: Path, overwrite: bool) -> None:
         )
 
 
+def threat_line(metrics: dict[str, Any]) -> str:
+    """The summary's first line: which threat model its numbers belong to."""
+    threat = metrics.get("threat_model") or {"name": "updates-only", "public": None}
+    if threat.get("public"):
+        return f"threat model: {threat['name']} (the server also holds {threat['public']['description']})"
+    return f"threat model: {threat['name']} (the server holds no data, only the clients' updates)"
+
+
 def _summary(metrics: dict[str, Any]) -> str:
-    lines = [f"FL test accuracy: {metrics['fl']['test_accuracy']:.3f} after {metrics['fl']['rounds']} rounds"]
+    lines = [
+        threat_line(metrics),
+        f"FL test accuracy: {metrics['fl']['test_accuracy']:.3f} after {metrics['fl']['rounds']} rounds",
+    ]
     if "oracle" in metrics:
         o = metrics["oracle"]
         lines.append(
             f"oracle held-out accuracy: identity {o['heldout_identity_accuracy']:.3f}, "
             f"class {o['heldout_class_accuracy']:.3f} (softened images: "
-            f"{o['heldout_softened_identity_accuracy']:.3f}, {o['heldout_softened_class_accuracy']:.3f})"
+            f"{o['heldout_softened_identity_accuracy']:.3f}, {o['heldout_softened_class_accuracy']:.3f}); "
+            f"data-like {o['heldout_data_like_rate']:.3f} (softened {o['heldout_softened_data_like_rate']:.3f})"
         )
-        lines.append(f"{'method':<17}{'identity':>9}{'class':>8}{'joint':>8}{'ssim(v)':>9}{'ssim(o)':>9}")
+        head = ("advantage", "identity", "as others", "class", "joint", "data-like", "ssim(v)", "ssim(o)")
+        keys = [
+            *("identity_advantage", "victim_identity_rate", "identity_as_others", "class_accuracy"),
+            *("joint_success", "data_like_rate", "nn_ssim_victim", "nn_ssim_others"),
+        ]
+        lines.append(f"{'method':<17}" + "".join(f"{h:>10}" for h in head))
         for name, m in metrics["methods"].items():
-            lines.append(
-                f"{name:<17}{m['victim_identity_rate']:>9.3f}{m['class_accuracy']:>8.3f}{m['joint_success']:>8.3f}"
-                f"{m['nn_ssim_victim']:>9.3f}{m['nn_ssim_others']:>9.3f}"
-            )
+            lines.append(f"{name:<17}" + "".join(f"{m[k]:>10.3f}" for k in keys))
     if "methods" in metrics:
-        from mganai.report.tables import realism_warnings
+        from mganai.report.tables import advantage_warnings, realism_warnings
 
-        lines += realism_warnings(metrics)
+        lines += advantage_warnings(metrics) + realism_warnings(metrics)
     fl = metrics["fl"]
     if fl.get("rejected_updates") or fl.get("dropped_updates"):
         absent = fl.get("victim_absent_rounds", [])

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mganai.datasets import has_natural_clients
+from mganai.datasets import has_natural_clients, parse, shared_source
 from mganai.errors import ConfigError
 from mganai.methods import ALL_METHODS, NONE
 
@@ -57,6 +57,10 @@ class DataConfig:
     max_per_client: int = 200  # cap on each client's samples (not the embedded digits); 0 = no cap
     faces_per_client: int = 4  # faces: people per client (40 people -> 10 clients)
     cache_dir: str = ""  # where downloads go; "" = $MGANAI_DATA or ~/.cache/mganai
+    # Threat model `public-data` (default: `updates-only`, the server holds no data): the server also holds images
+    # of the same kind from people outside the federation (`mganai.threat`). At most one of the two.
+    public: str = ""  # a dataset spec (as `dataset`) whose images, all of them, go to the server; "" = none
+    public_clients: int = 0  # or: withhold K clients (the highest-indexed that are not the victim) from FL for it
 
 
 @dataclass
@@ -66,7 +70,9 @@ class FLConfig:
     rounds: int = 40
     local_epochs: int = 2
     batch_size: int = 16
-    lr: float = 0.05
+    lr: float = 0.1  # local SGD learning rate of the first round (`lr_schedule` then decays it)
+    lr_schedule: str = "cosine"  # "constant" or "cosine": the lr of round t (`mganai.fl.recipe.round_lr`)
+    lr_min_ratio: float = 0.05  # cosine: the last rounds approach lr * this
     momentum: float = 0.9  # local SGD momentum, reset every round
     client_fraction: float = 1.0
     engine: str = "vmap"  # "vmap" (all clients in one batched computation) or "loop"
@@ -242,6 +248,38 @@ def _validate_data(d: DataConfig) -> None:
     _check(d.max_per_client >= 0, f"data.max_per_client must be >= 0 (0: no cap), got {d.max_per_client}")
     _check(d.faces_per_client >= 1, f"data.faces_per_client must be at least 1, got {d.faces_per_client}")
     _check(0.0 < d.holdout < 0.9, f"data.holdout must be in (0, 0.9), got {d.holdout}")
+    _validate_public(d)
+
+
+def _validate_public(d: DataConfig) -> None:
+    """The public-data threat model: one source of public data, never the federation's own."""
+    _check(d.public_clients >= 0, f"data.public_clients must be >= 0 (0: none), got {d.public_clients}")
+    _check(
+        not (d.public and d.public_clients),
+        f"data.public ({d.public!r}) and data.public_clients ({d.public_clients}) exclude each other: "
+        "the server's public data comes from another dataset or from withheld clients, not both",
+    )
+    if d.public:
+        try:
+            parse(d.public)
+        except ConfigError as exc:
+            raise ConfigError(f"data.public: {exc}") from None
+        try:
+            overlap = shared_source(d.public, d.dataset)
+        except ConfigError:
+            overlap = None  # an unknown data.dataset is refused when the data is loaded
+        _check(
+            overlap is None,
+            f"data.public {d.public!r} may hold the federation's own images ({overlap}; data.dataset is "
+            f"{d.dataset!r}): public data comes from people outside the federation; use --public-clients K to "
+            "withhold clients of the same dataset",
+        )
+    if d.public_clients and not has_natural_clients(d.dataset):  # natural clients are counted when the data is read
+        _check(
+            d.public_clients <= d.clients - 2,
+            f"data.public_clients must be at most clients - 2 = {d.clients - 2} (at least two clients stay in the "
+            f"federation; clients={d.clients}), got {d.public_clients}",
+        )
 
 
 def _validate_fl(f: FLConfig) -> None:
@@ -249,6 +287,11 @@ def _validate_fl(f: FLConfig) -> None:
     _check(f.local_epochs >= 1, f"fl.local_epochs must be at least 1, got {f.local_epochs}")
     _check(f.batch_size >= 1, f"fl.batch_size must be at least 1, got {f.batch_size}")
     _check(f.lr > 0, f"fl.lr must be > 0, got {f.lr}")
+    _check(
+        f.lr_schedule in ("constant", "cosine"),
+        f"fl.lr_schedule must be 'constant' or 'cosine', got {f.lr_schedule!r}",
+    )
+    _check(0.0 <= f.lr_min_ratio <= 1.0, f"fl.lr_min_ratio must be in [0, 1], got {f.lr_min_ratio}")
     _check(0.0 <= f.momentum < 1.0, f"fl.momentum must be in [0, 1), got {f.momentum}")
     _check(0.0 < f.client_fraction <= 1.0, f"fl.client_fraction must be in (0, 1], got {f.client_fraction}")
     _check(f.engine in ("vmap", "loop"), f"fl.engine must be 'vmap' or 'loop', got {f.engine!r}")

@@ -32,6 +32,7 @@ from mganai.fl.client import ENGINES, client_generator, make_plan
 from mganai.fl.faults import dropouts
 from mganai.fl.model import Params, clone_params, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
+from mganai.fl.recipe import local_recipe
 from mganai.fl.settle import RoundUpdates, UpdateTransform, rejection_message, settle_round
 
 
@@ -157,13 +158,14 @@ class FedAvgSimulator(Checkpointed):
         sent = {n: torch.stack([(custom.get(k) or self.params)[n] for k in ids]) for n in self.params}
         clients = [self.data.clients[k] for k in ids]
         gens = [client_generator(self.seed, t, k) for k in ids]
-        plan = make_plan([len(c.y_train) for c in clients], self.cfg.batch_size, self.cfg.local_epochs, gens)
+        recipe = local_recipe(self.cfg, t)
+        plan = make_plan([len(c.y_train) for c in clients], recipe.batch_size, recipe.local_epochs, gens)
         xs, ys = [self._train[k][0] for k in ids], [self._train[k][1] for k in ids]
-        ends = self.train_step(self.model, sent, xs, ys, plan, self.cfg.lr, self.cfg.momentum)
+        ends = self.train_step(self.model, sent, xs, ys, plan, recipe.lr, recipe.momentum)
         counts = torch.tensor([len(c.y_train) for c in clients], dtype=torch.float32)
         dispatched = frozenset(k for k in ids if custom.get(k) is not None)
         updates = {n: ends[n] - sent[n] for n in ends}
-        round_ = RoundUpdates(t, self.params, ids, sent, updates, counts, dispatched)
+        round_ = RoundUpdates(t, self.params, ids, sent, updates, counts, dispatched, recipe)
         settled = settle_round(round_, self.cfg.max_update_norm, self.transforms)
         for r in settled.rejected:
             self.log(rejection_message(r))

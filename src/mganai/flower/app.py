@@ -3,7 +3,8 @@
 ServerApp: the audit of `mganai run` (same attack set-up, oracle, metrics.json and
 images), with FL run by Flower through `AuditStrategy` instead of our simulator.
 ClientApp: one client's local training with the simulator's own code (`make_plan`
-+ `train_loop` with the simulator's per-(seed, round, client) generator), so a
++ `train_loop` with the simulator's per-(seed, round, client) generator) and the
+round's learning rate, momentum, epochs and batch size the server sent, so a
 client's update is the same as in `mganai run --engine loop`. It reports its
 partition id so the server can tell clients apart.
 
@@ -30,14 +31,22 @@ from torch import nn
 
 from mganai.audit import FLRunner, run_audit
 from mganai.config import RunConfig, build_config, load_toml
-from mganai.data import FederatedDataset, load_dataset
-from mganai.data.load import client_count
+from mganai.data import FederatedDataset
+from mganai.data.public import load_federation
 from mganai.device import resolve_device, set_determinism
 from mganai.fl.client import client_generator, make_plan, train_loop
 from mganai.fl.model import Params, SharedCNN, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
+from mganai.fl.recipe import LocalRecipe, local_recipe
 from mganai.fl.server import FLResult, accuracy
-from mganai.flower.strategy import CLIENT_KEY, AuditStrategy, accuracy_fn, params_from_record, record_from_params
+from mganai.flower.strategy import (
+    CLIENT_KEY,
+    RECIPE_KEYS,
+    AuditStrategy,
+    accuracy_fn,
+    params_from_record,
+    record_from_params,
+)
 
 ROUND_TIMEOUT_S = 600.0  # longest wait for a round's replies
 
@@ -58,10 +67,11 @@ _DATA: dict[str, FederatedDataset] = {}
 
 
 def cached_dataset(cfg: RunConfig) -> FederatedDataset:
-    """The federated dataset, built once per process (a ClientApp process serves many rounds)."""
-    key = json.dumps([asdict(cfg.data), cfg.seed], sort_keys=True)
+    """The clients that train (withheld public clients left out), built once per process (a ClientApp process
+    serves many rounds)."""
+    key = json.dumps([asdict(cfg.data), cfg.attack.victim, cfg.seed], sort_keys=True)
     if key not in _DATA:
-        _DATA[key] = load_dataset(cfg.data, cfg.seed)
+        _DATA[key] = load_federation(cfg.data, cfg.attack.victim, cfg.seed).data
     return _DATA[key]
 
 
@@ -74,6 +84,19 @@ def _number(value: object, kind: type[N]) -> N:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number in a Flower record, got {value!r}")
     return kind(value)
+
+
+def recipe_from_config(config: Any) -> LocalRecipe | None:
+    """The local training recipe a round's config carries (`RECIPE_KEYS`), or None when the server sent none."""
+    if not all(key in config for key in RECIPE_KEYS.values()):
+        return None
+    v = {field: config[key] for field, key in RECIPE_KEYS.items()}
+    return LocalRecipe(
+        _number(v["lr"], float),
+        _number(v["momentum"], float),
+        _number(v["local_epochs"], int),
+        _number(v["batch_size"], int),
+    )
 
 
 def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: DatasetFn = cached_dataset) -> RecordDict:
@@ -91,12 +114,15 @@ def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: Datas
     shape = data.image_shape
     model = SharedCNN(shape[0], data.num_classes, shape[1]).to(device)
     start = params_from_record(content.array_records["arrays"], device)
-    t = _number(content.config_records["config"]["server-round"], int) - 1
+    config = content.config_records["config"]
+    t = _number(config["server-round"], int) - 1
+    # The recipe the server sent; a server that sends none gets the one our settings give for this round.
+    recipe = recipe_from_config(config) or local_recipe(cfg.fl, t)
     gen = client_generator(cfg.seed, t, client)
-    plan = make_plan([len(own.y_train)], cfg.fl.batch_size, cfg.fl.local_epochs, [gen])
+    plan = make_plan([len(own.y_train)], recipe.batch_size, recipe.local_epochs, [gen])
     stacked = {n: v.unsqueeze(0) for n, v in start.items()}
     x, y = own.x_train.to(device), own.y_train.to(device)
-    ends = train_loop(model, stacked, [x], [y], plan, cfg.fl.lr, cfg.fl.momentum)
+    ends = train_loop(model, stacked, [x], [y], plan, recipe.lr, recipe.momentum)
     metrics = MetricRecord({"num-examples": len(own.y_train), CLIENT_KEY: client})
     return RecordDict({"arrays": record_from_params({n: v[0] for n, v in ends.items()}), "metrics": metrics})
 
@@ -148,6 +174,7 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
             min_train_nodes=max(1, round(cfg.fl.client_fraction * n)),
             min_available_nodes=n,  # start once every client's node is connected
             device=device,
+            recipe=lambda t: local_recipe(cfg.fl, t),
         )
         result = strategy.start(
             grid,
@@ -206,7 +233,7 @@ def run_flower_simulation(cfg: RunConfig, workers: int = 2, verbose: bool = Fals
     run_simulation(
         server_app=make_server_app(cfg),
         client_app=make_client_app(cfg),
-        num_supernodes=client_count(cfg.data, cfg.seed),  # one per client: folder: and faces bring their own count
+        num_supernodes=cached_dataset(cfg).num_clients,  # one per client that trains (and a bad --public fails here)
         backend_config=backend,  # type: ignore[arg-type]
         verbose_logging=verbose,
     )

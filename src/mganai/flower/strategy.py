@@ -17,6 +17,11 @@ data a node holds. Each ClientApp reports its partition id in its training metri
 from those replies. A client is therefore known from its first reply on: a
 dispatcher can only target it from the second round on (our active attack starts
 at `attack.start_round`, default 5).
+
+Local training recipe: given `recipe` (round -> `LocalRecipe`), the strategy sends
+each round's learning rate, momentum, local epochs and batch size in the round's
+config (keys `RECIPE_KEYS`), the ClientApp trains with what it was sent, and the
+observers see it in `RoundObservation.recipe`, as in the simulator.
 """
 
 from __future__ import annotations
@@ -34,9 +39,12 @@ from flwr.supercore import log
 
 from mganai.fl.model import Params, clone_params
 from mganai.fl.observers import ModelDispatcher, ServerObserver
+from mganai.fl.recipe import LocalRecipe
 from mganai.fl.settle import RoundUpdates, UpdateTransform, rejection_message, settle_round
 
 CLIENT_KEY = "partition-id"
+# `LocalRecipe` field -> key in a training round's ConfigRecord
+RECIPE_KEYS = {"lr": "lr", "momentum": "momentum", "local_epochs": "local-epochs", "batch_size": "batch-size"}
 
 
 def params_from_record(record: ArrayRecord, device: torch.device | str = "cpu") -> Params:
@@ -74,6 +82,7 @@ class AuditStrategy(FedAvg):
         max_update_norm: float = float("inf"),
         device: torch.device | str = "cpu",
         transforms: Sequence[UpdateTransform] = (),
+        recipe: Callable[[int], LocalRecipe] | None = None,
         **fedavg: Any,
     ):
         fedavg.setdefault("train_metrics_aggr_fn", self._aggregate_metrics)
@@ -89,6 +98,8 @@ class AuditStrategy(FedAvg):
         self.rejected: list[dict[str, Any]] = []
         self.device = torch.device(device)
         self.transforms = list(transforms)  # defenses, applied to each round's accepted updates (`settle_round`)
+        self.recipe = recipe  # round (0-based) -> the local training sent to every client
+        self._sent_recipe: LocalRecipe | None = None
 
     def _aggregate_metrics(self, records: list[RecordDict], weighted_by_key: str) -> MetricRecord:
         """FedAvg's weighted metric average, minus the client id (an average of ids means nothing)."""
@@ -99,7 +110,11 @@ class AuditStrategy(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """FedAvg's messages, with a dispatcher-chosen model for the clients it targets."""
+        """FedAvg's messages (with the round's recipe, if any), a dispatcher-chosen model for the clients it targets."""
+        self._sent_recipe = self.recipe(server_round - 1) if self.recipe is not None else None
+        if self._sent_recipe is not None:
+            for field, key in RECIPE_KEYS.items():
+                config[key] = getattr(self._sent_recipe, field)
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self._global = params_from_record(arrays, self.device)
         self._custom = {}
@@ -157,6 +172,7 @@ class AuditStrategy(FedAvg):
             updates={n: torch.stack([r[3][n] - s[n] for r, s in zip(rows, sent)]) for n in names},
             num_samples=torch.tensor([r[4] for r in rows], dtype=torch.float32),
             dispatched=frozenset(r[0] for r in rows if r[1] in self._custom),
+            recipe=self._sent_recipe,
         )
         settled = settle_round(round_, self.max_update_norm, self.transforms)
         if settled.rejected:  # out of the average and out of the observation, as in FedAvgSimulator
