@@ -250,6 +250,21 @@ def test_a_write_killed_midway_leaves_the_old_file_whole(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_outputs_get_the_mode_the_umask_allows(tmp_path, mask):
+    """A report must be shareable as written: 0666 minus the umask, like any new file (mkstemp alone gives 0600)."""
+    out = tmp_path / "out"
+    old = os.umask(mask)
+    try:
+        code, _, err = run_cli([*FL_ONLY, "--out", str(out)])
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert {"metrics.json", "report.html", "fl_curve.png"} <= set(modes)
+    assert modes == dict.fromkeys(modes, 0o666 & ~mask), modes
+
+
 # --- checkpoint and resume ---------------------------------------------------------------------
 
 
