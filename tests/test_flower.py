@@ -29,6 +29,7 @@ from mganai.flower.app import config_from_run_config, train_reply
 from mganai.flower.strategy import AuditStrategy, params_from_record, record_from_params
 
 ROOT = Path(__file__).resolve().parents[1]
+FL_ONLY = {"attack.methods": "none"}  # the strategy tests drive FL by hand: a few rounds, no audit
 TINY = """
 [attack]
 start_round = 1
@@ -83,7 +84,9 @@ def _flower_rounds(cfg, strategy: AuditStrategy, init, client_of: dict[int, int]
 
 
 def test_strategy_shows_the_simulators_rounds_and_isolates_the_victim(task_identity) -> None:
-    cfg = build_config({}, {"data.clients": 3, "fl.rounds": 3, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 3})
+    cfg = build_config(
+        {}, {"data.clients": 3, "fl.rounds": 3, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 3, **FL_ONLY}
+    )
     data = load_dataset(cfg.data, cfg.seed)
     shape = data.image_shape
     model = SharedCNN(shape[0], data.num_classes, shape[1])
@@ -122,6 +125,30 @@ def test_strategy_shows_the_simulators_rounds_and_isolates_the_victim(task_ident
     )
 
 
+def test_strategy_drops_the_clients_the_simulator_drops(task_identity) -> None:
+    """--dropout in flower-sim: the same seeded draws leave out the same replies, so FL is the simulator's."""
+    cfg = build_config(
+        {}, {"data.clients": 3, "fl.rounds": 4, "fl.local_epochs": 1, "fl.engine": "loop", "fl.dropout": 0.4, **FL_ONLY}
+    )
+    data = load_dataset(cfg.data, cfg.seed)
+    shape = data.image_shape
+    model = SharedCNN(shape[0], data.num_classes, shape[1])
+    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    sim = FedAvgSimulator(model, init, data, cfg.fl, cfg.seed)
+    expected = sim.run()
+
+    strategy = AuditStrategy(
+        fraction_evaluate=0.0, min_available_nodes=3, dropout=cfg.fl.dropout, num_clients=3, seed=cfg.seed
+    )
+    final, _ = _flower_rounds(cfg, strategy, init, {501: 2, 502: 0, 503: 1}, cfg.fl.rounds)
+
+    assert expected.dropped and len(expected.dropped) < 3 * cfg.fl.rounds  # some clients dropped, not all
+    assert strategy.dropped == expected.dropped
+    assert strategy.participants == expected.participants
+    for n in expected.final_params:
+        assert torch.equal(final[n], expected.final_params[n]), n
+
+
 def test_strategy_refuses_replies_without_a_client_id(task_identity) -> None:
     cfg = build_config({}, {"data.clients": 2, "fl.local_epochs": 1})
     data = load_dataset(cfg.data, cfg.seed)
@@ -154,7 +181,9 @@ def test_a_client_without_the_servers_gpu_trains_on_its_cpu(task_identity, monke
 
 def test_strategy_rejects_a_nan_reply_like_the_simulator(task_identity, capsys) -> None:
     """A client whose reply holds NaN is logged and left out of the average and out of what the attack sees."""
-    cfg = build_config({}, {"data.clients": 3, "fl.rounds": 2, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 3})
+    cfg = build_config(
+        {}, {"data.clients": 3, "fl.rounds": 2, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 3, **FL_ONLY}
+    )
     data = load_dataset(cfg.data, cfg.seed)
     shape = data.image_shape
     init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
@@ -291,7 +320,9 @@ def test_both_runtimes_settle_every_round_through_the_one_function(task_identity
     sim_log, fl_log = [], []
     monkeypatch.setattr(server_module, "settle_round", spy(sim_log))
     monkeypatch.setattr(strategy_module, "settle_round", spy(fl_log))
-    cfg = build_config({}, {"data.clients": 3, "fl.rounds": 3, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 5})
+    cfg = build_config(
+        {}, {"data.clients": 3, "fl.rounds": 3, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 5, **FL_ONLY}
+    )
     data = load_dataset(cfg.data, cfg.seed)
     shape = data.image_shape
     model = SharedCNN(shape[0], data.num_classes, shape[1])

@@ -148,6 +148,9 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
             min_train_nodes=max(1, round(cfg.fl.client_fraction * n)),
             min_available_nodes=n,  # start once every client's node is connected
             device=device,
+            dropout=cfg.fl.dropout,
+            num_clients=n,
+            seed=cfg.seed,
         )
         result = strategy.start(
             grid,
@@ -160,7 +163,11 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         final = params_from_record(result.arrays, device) if len(result.arrays) else dict(init)
         accs = [_number(result.evaluate_metrics_serverapp[r]["accuracy"], float) for r in range(1, cfg.fl.rounds + 1)]
         return FLResult(
-            final_params=final, test_accuracy=accs, participants=strategy.participants, rejected=strategy.rejected
+            final_params=final,
+            test_accuracy=accs,
+            participants=strategy.participants,
+            rejected=strategy.rejected,
+            dropped=strategy.dropped,
         )
 
     return run
