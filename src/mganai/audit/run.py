@@ -26,7 +26,7 @@ from mganai.audit.scoring import (
 from mganai.audit.traces import FLRunner, Trace, run_side_by_side, run_trace, simulate
 from mganai.config import RunConfig
 from mganai.data import FederatedDataset, check_victim, load_dataset
-from mganai.device import resolve_device, set_determinism
+from mganai.device import one_thread, resolve_device, set_determinism
 from mganai.eval.curves import CurveProbe
 
 
@@ -42,7 +42,15 @@ def run_audit(
 
     With `control` (our simulator only), the run saves checkpoints, stops on request
     (`RunInterrupted`) and resumes from `control.resume`; the checkpoint is removed
-    once the outputs are written."""
+    once the outputs are written.
+
+    On the CPU it computes on one thread per computation and up to `cfg.threads` computations at once
+    (`mganai.device`); the caller's torch thread setting is restored when it returns."""
+    with one_thread():
+        return _audit(cfg, out, run_fl, runtime, control)
+
+
+def _audit(cfg: RunConfig, out: Path, run_fl: FLRunner, runtime: str, control: RunControl | None) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     set_determinism(device)
     ckpt = AuditCheckpoints(cfg, out, control, device) if control is not None else None

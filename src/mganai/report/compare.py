@@ -21,7 +21,7 @@ from mganai.report.html import data_uri, environment
 from mganai.report.load import RunOutput, is_number, load_run, num_clients
 from mganai.report.tables import COLUMNS, best_marks, fmt, with_derived
 
-IGNORED_SETTINGS = {"out", "quiet"}  # where a run was written and how chatty it was change no number
+IGNORED_SETTINGS = {"out", "quiet", "threads"}  # where a run was written, how chatty and how parallel: no number
 
 
 @dataclass
