@@ -175,7 +175,9 @@ def test_flower_sim_without_flower_is_one_error_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(flower, "flower_available", lambda: False)
     out = tmp_path / "out"
-    code, stdout, stderr = _run(["flower-sim", "--clients", "3", "--rounds", "1", "--quiet", "--out", str(out)])
+    code, stdout, stderr = _run(
+        ["flower-sim", "--clients", "3", "--rounds", "1", "--methods", "none", "--quiet", "--out", str(out)]
+    )
     assert code == 2 and stdout == ""
     assert stderr.strip().splitlines() == [f"mganai: error: {flower.FLOWER_MISSING}"]
     assert not out.exists()

@@ -30,7 +30,7 @@ def test_file_values_are_applied_per_section():
 
 def test_flag_overrides_beat_file_values():
     cfg = build_config(
-        {"seed": 4, "data": {"clients": 5}, "fl": {"rounds": 7, "lr": 0.2}},
+        {"seed": 4, "data": {"clients": 5}, "fl": {"rounds": 7, "lr": 0.2}, "attack": {"start_round": 1}},
         {"fl.rounds": 2, "seed": 9, "attack.victim": 4},
     )
     assert cfg.fl.rounds == 2 and cfg.seed == 9 and cfg.attack.victim == 4
@@ -46,7 +46,7 @@ def test_methods_accept_a_comma_separated_string():
 
 
 def test_to_dict_round_trips_through_build_config():
-    cfg = build_config({"seed": 2, "data": {"clients": 3}}, {"fl.rounds": 2})
+    cfg = build_config({"seed": 2, "data": {"clients": 3}, "attack": {"methods": ["none"]}}, {"fl.rounds": 2})
     assert build_config(cfg.to_dict()) == cfg
 
 

@@ -30,6 +30,7 @@ from mganai.methods import ALL_METHODS, NONE
 
 __all__ = [
     "ALL_METHODS",
+    "PRESETS",
     "SECTIONS",
     "AttackConfig",
     "ConfigError",
@@ -131,6 +132,8 @@ class RunConfig:
     device: str = "auto"  # where to compute: auto (cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N
     out: str = "runs/default"
     quiet: bool = False
+    threads: int = 0  # CPU cores the run computes on at once, one thread each (0: every core it may use)
+    preset: str = ""  # "quick": a smoke run of every stage in seconds (`PRESETS`); its numbers mean nothing
     data: DataConfig = field(default_factory=DataConfig)
     fl: FLConfig = field(default_factory=FLConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
@@ -142,6 +145,26 @@ class RunConfig:
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "fl": FLConfig, "attack": AttackConfig, "eval": EvalConfig}
+
+# Settings a preset puts over the defaults (then the TOML file and the flags override it). "quick" runs every
+# stage (data, oracle, both FL traces with every method, curves, evaluation, report) on tiny budgets: a smoke
+# run that shows the tool works, labelled as such in metrics.json, the summary and the report.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "data": {"clients": 4},
+        "fl": {"rounds": 6, "local_epochs": 1},
+        "attack": {
+            "start_round": 2,
+            "reps_per_client": 8,
+            "inversion_steps": 10,
+            "invert_every": 2,
+            "gan_steps_per_round": 5,
+            "gan_final_steps": 40,
+            "gan_batch": 16,
+        },
+        "eval": {"samples_per_class": 8, "oracle_epochs": 3, "curve_every": 2, "curve_samples_per_class": 2},
+    },
+}
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
@@ -202,8 +225,14 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def build_config(file_values: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Defaults, then the TOML file's values, then flag overrides (dotted keys), validated."""
+    """Defaults, then a preset's values, then the TOML file's, then flag overrides (dotted keys), validated."""
     cfg = RunConfig()
+    preset = (overrides or {}).get("preset", (file_values or {}).get("preset", ""))
+    if preset:
+        _check(
+            isinstance(preset, str) and preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}, got {preset!r}"
+        )
+        _apply(cfg, PRESETS[preset], "")
     _apply(cfg, file_values or {}, "")
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.rpartition(".")
@@ -225,10 +254,18 @@ def validate(cfg: RunConfig) -> None:
         re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device) is not None,
         f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}",
     )
+    _check(cfg.threads >= 0, f"threads must be >= 0 (0: every core), got {cfg.threads}")
+    _check(cfg.preset in ("", *PRESETS), f"preset must be one of {', '.join(PRESETS)}, got {cfg.preset!r}")
     _validate_data(cfg.data)
     _validate_fl(cfg.fl)
     _validate_attack(cfg.attack, cfg.data)
     _validate_eval(cfg.eval)
+    _check(
+        cfg.attack.methods == [NONE] or cfg.fl.rounds > cfg.attack.start_round,
+        f"fl.rounds ({cfg.fl.rounds}) must be more than attack.start_round ({cfg.attack.start_round}): the attack "
+        f"learns only from round {cfg.attack.start_round + 1} on, so this run would score it on nothing; "
+        f"use at least {cfg.attack.start_round + 1} rounds, or attack.methods = none for FL only",
+    )
 
 
 def _validate_data(d: DataConfig) -> None:
