@@ -267,8 +267,23 @@ def check_out(out: Path, overwrite: bool) -> None:
         raise ConfigError(f"--out {out} exists and is not empty; pass --overwrite to write over it, {hint}")
 
 
+SUMMARY_KEYS = (  # the run's table, headed by metrics.json's own names
+    "victim_identity_rate",
+    "class_accuracy",
+    "joint_success",
+    "nn_ssim_victim",
+    "nn_ssim_others",
+    "diversity_ratio",
+)
+
+
 def _summary(metrics: dict[str, Any]) -> str:
-    lines = [f"FL test accuracy: {metrics['fl']['test_accuracy']:.3f} after {metrics['fl']['rounds']} rounds"]
+    lines = []
+    if metrics.get("smoke_run"):
+        from mganai.report.tables import SMOKE_RUN
+
+        lines.append(SMOKE_RUN.replace("Warning: smoke run", "SMOKE RUN"))
+    lines.append(f"FL test accuracy: {metrics['fl']['test_accuracy']:.3f} after {metrics['fl']['rounds']} rounds")
     if "oracle" in metrics:
         o = metrics["oracle"]
         lines.append(
@@ -276,12 +291,9 @@ def _summary(metrics: dict[str, Any]) -> str:
             f"class {o['heldout_class_accuracy']:.3f} (softened images: "
             f"{o['heldout_softened_identity_accuracy']:.3f}, {o['heldout_softened_class_accuracy']:.3f})"
         )
-        lines.append(f"{'method':<17}{'identity':>9}{'class':>8}{'joint':>8}{'ssim(v)':>9}{'ssim(o)':>9}")
+        lines.append(f"{'method':<17}" + "".join(f"{k:>{len(k) + 2}}" for k in SUMMARY_KEYS))
         for name, m in metrics["methods"].items():
-            lines.append(
-                f"{name:<17}{m['victim_identity_rate']:>9.3f}{m['class_accuracy']:>8.3f}{m['joint_success']:>8.3f}"
-                f"{m['nn_ssim_victim']:>9.3f}{m['nn_ssim_others']:>9.3f}"
-            )
+            lines.append(f"{name:<17}" + "".join(f"{m[k]:>{len(k) + 2}.3f}" for k in SUMMARY_KEYS))
     if "methods" in metrics:
         from mganai.report.tables import realism_warnings
 

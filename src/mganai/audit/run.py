@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import resource
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +61,29 @@ def _audit(cfg: RunConfig, out: Path, run_fl: FLRunner, runtime: str, control: R
     data = load_dataset(cfg.data, cfg.seed)
     check_victim(data, cfg.attack.victim)
     timing["data_s"] = time.perf_counter() - t0
+    say = _progress(cfg)
+    say(f"data: {data.name}, {data.num_clients} clients, {sum(len(c.y_train) for c in data.clients)} training images")
     plan = make_plan(cfg, simulator=run_fl is simulate, saved=ckpt.saved if ckpt else None)
-    oracle = prepare_oracle(cfg, data, device, ckpt, timing) if plan.methods else None
+    oracle = None
+    if plan.methods:
+        say(f"oracle: training the judge ({cfg.eval.oracle_epochs} epochs on every client's real data)")
+        oracle = prepare_oracle(cfg, data, device, ckpt, timing)
+        say(f"oracle: done in {timing['oracle_s']:.1f} s, held-out identity {oracle.heldout_identity_accuracy:.3f}")
     probes = curve_probes(cfg, data, oracle)
+    say(f"FL + attacks: {cfg.fl.rounds} rounds, {_traces_line(plan)}")
+    t1 = time.perf_counter()
     base, traces = _run_traces(cfg, data, plan, device, run_fl, probes, ckpt, timing)
-    metrics = {"fl": fl_summary(cfg, base, runtime), "config": cfg.to_dict(), "data": describe(data), "artefacts": {}}
+    say(f"FL + attacks: done in {time.perf_counter() - t1:.1f} s, FL test accuracy {base.fl.test_accuracy[-1]:.3f}")
+    metrics: dict[str, Any] = {
+        "smoke_run": cfg.preset == "quick",
+        "fl": fl_summary(cfg, base, runtime),
+        "config": cfg.to_dict(),
+        "data": describe(data),
+        "artefacts": {},
+    }
     if oracle is not None:
         t2 = time.perf_counter()
+        say(f"evaluation: {len(plan.methods)} methods, {cfg.eval.samples_per_class} samples per class each; grids")
         classes = evaluation_classes(data.num_classes, cfg.eval.samples_per_class)
         samples = {m: traces[m].samplers[m].generate(classes, cfg.seed + SAMPLES_SEED_OFFSET) for m in plan.methods}
         metrics["oracle"] = oracle_summary(oracle)
@@ -74,6 +92,7 @@ def _audit(cfg: RunConfig, out: Path, run_fl: FLRunner, runtime: str, control: R
         metrics["artefacts"] = write_artefacts(out, data, cfg.attack.victim, samples, classes, per_class, shown, probes)
         _curves_and_active_fl(metrics["fl"], timing, plan, traces, probes, cfg.attack.victim)
         timing["evaluation_s"] = time.perf_counter() - t2
+        say(f"evaluation: done in {timing['evaluation_s']:.1f} s")
     timing["total_s"] = time.perf_counter() - t0
     timing["peak_rss_mb"] = peak_rss_mb()
     metrics["timing"] = timing
@@ -81,6 +100,25 @@ def _audit(cfg: RunConfig, out: Path, run_fl: FLRunner, runtime: str, control: R
     if ckpt is not None:
         ckpt.finish()
     return metrics
+
+
+def _progress(cfg: RunConfig) -> Callable[[str], None]:
+    """One line on stderr as each phase starts and ends (the rounds have their own bar); silent with `quiet`."""
+
+    def say(text: str) -> None:
+        if not cfg.quiet:
+            print(f"mganai: {text}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _traces_line(plan: Plan) -> str:
+    """What the FL phase runs, for its progress line."""
+    if not plan.methods:
+        return "FL only"
+    if plan.together:
+        return "the passive and the active trace side by side"
+    return "the passive trace, then the active one" if plan.active else "one trace"
 
 
 def _timing(ckpt: AuditCheckpoints | None, device: torch.device) -> dict[str, Any]:
