@@ -10,6 +10,7 @@ import io
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 from html.parser import HTMLParser
@@ -267,7 +268,13 @@ def test_compare_puts_two_runs_in_one_table_and_plot(run_a, run_b, tmp_path):
     assert re.search(r"^mean of 2 runs\s+class-gan", stdout, re.MULTILINE) and "mean of 1 run" not in stdout
     with (dest / "compare.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == len(ALL_METHODS) + 2
+    assert len(rows) == len(ALL_METHODS) + 2 + 2  # a's five and b's two methods, two means
+    mean = next(r for r in rows if r["run"] == "mean of 2 runs" and r["method"] == "class-gan")
+    pair = [float(r["joint_success"]) for r in rows if r["method"] == "class-gan" and r["run"] in ("a", "b")]
+    assert float(mean["joint_success"]) == pytest.approx(statistics.fmean(pair))
+    assert float(mean["joint_success_sd"]) == pytest.approx(statistics.stdev(pair))
+    line = next(x for x in stdout.splitlines() if x.startswith("mean of 2 runs") and "class-gan" in x)
+    assert f"{statistics.fmean(pair):.3f}±{statistics.stdev(pair):.3f}" in line  # mean ± sd in the terminal too
     metrics_b = json.loads((run_b / "metrics.json").read_text())
     row = next(r for r in rows if r["run"] == "b" and r["method"] == "class-gan")
     assert float(row["joint_success"]) == pytest.approx(metrics_b["methods"]["class-gan"]["joint_success"])
