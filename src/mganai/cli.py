@@ -119,6 +119,14 @@ def _parser() -> _Parser:
             help="not available in flower-sim: a Flower simulation cannot be stopped and continued at a round "
             "here (use `mganai run` for long audits)",
         )
+    settings = sub.add_parser(
+        "config",
+        help="print every setting as a TOML file with its comment (with these flags applied)",
+        description="Print the settings a run with these flags and --config FILE would use, as a TOML file with "
+        "every key and what it does: `mganai config > audit.toml` gives a file to edit, `mganai config --quick` "
+        "shows the quick preset. Keys only in TOML (the attack's schedule and weights, the evaluation) are here too.",
+    )
+    _add_audit_flags(settings)
     report = sub.add_parser(
         "report",
         help="re-render OUT/report.html from OUT/metrics.json and the saved images (no retraining)",
@@ -147,7 +155,7 @@ def _add_audit_flags(run: argparse.ArgumentParser, engine: bool = True) -> None:
         action="store_const",
         const="quick",
         help="a smoke run: every stage on tiny budgets in under 30 s on 2 cores (4 clients, 6 rounds); its "
-        "numbers only show that the tool works (settings: `mganai config --preset quick`)",
+        "numbers only show that the tool works (its settings: `mganai config --quick`)",
     )
     run.add_argument(
         "--dataset",
@@ -420,6 +428,13 @@ class _StopRequest:
         return scope()
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from mganai.settings import settings_toml
+
+    print(settings_toml(config_from_args(args)), end="")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from mganai.report import render_report
 
@@ -479,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "flower-sim":
             return cmd_flower_sim(args)
+        if args.command == "config":
+            return cmd_config(args)
         if args.command == "report":
             return cmd_report(args)
         if args.command == "compare":

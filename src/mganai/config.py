@@ -64,12 +64,12 @@ class DataConfig:
 class FLConfig:
     """FedAvg: who trains, how long, and how the updates are combined."""
 
-    rounds: int = 40
+    rounds: int = 40  # must be more than attack.start_round when an attack runs
     local_epochs: int = 2
     batch_size: int = 16
-    lr: float = 0.05
+    lr: float = 0.05  # local SGD learning rate
     momentum: float = 0.9  # local SGD momentum, reset every round
-    client_fraction: float = 1.0
+    client_fraction: float = 1.0  # share of clients sampled each round
     engine: str = "vmap"  # "vmap" (all clients in one batched computation) or "loop"
     dropout: float = 0.0  # chance that a sampled client never answers a round (simulated faults)
     max_update_norm: float = 1000.0  # an update longer than this (L2, all weights) is rejected as faulty
@@ -80,7 +80,7 @@ class AttackConfig:
     """The server-side attack: whom it targets with which methods, then its algorithm's hyperparameters."""
 
     # What the auditor chooses.
-    victim: int = 0
+    victim: int = 0  # the client the server attacks (an index; --victim also takes a folder: client's name)
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
     start_round: int = 5  # first round whose updates feed the attack
 
@@ -128,10 +128,10 @@ class EvalConfig:
 class RunConfig:
     """One audit: data, FL, attack and evaluation settings plus run-level options."""
 
-    seed: int = 0
+    seed: int = 0  # seed for everything: the same settings and seed give the same numbers
     device: str = "auto"  # where to compute: auto (cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N
-    out: str = "runs/default"
-    quiet: bool = False
+    out: str = "runs/default"  # output directory
+    quiet: bool = False  # no progress lines, only the summary
     threads: int = 0  # CPU cores the run computes on at once, one thread each (0: every core it may use)
     preset: str = ""  # "quick": a smoke run of every stage in seconds (`PRESETS`); its numbers mean nothing
     data: DataConfig = field(default_factory=DataConfig)
