@@ -268,6 +268,24 @@ def test_flower_sim_writes_the_same_audit_as_the_simulator(tmp_path: Path, capsy
     assert "FL test accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
+def test_quiet_flower_sim_prints_only_the_summary(tmp_path: Path) -> None:
+    """No Flower deprecation note, no 'fraction_evaluate is set to 0.0', no Ray FutureWarning, no actor lines."""
+    out = tmp_path / "out"
+    args = ["flower-sim", "--clients", "3", "--rounds", "2", "--methods", "none", "--quiet", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "mganai", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr == ""
+    assert done.stdout.splitlines()[-1] == f"wrote {out / 'metrics.json'} and {out / 'report.html'}"
+
+
 @pytest.mark.loopback
 @pytest.mark.subprocess
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the loopback script finds processes through /proc")
