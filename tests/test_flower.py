@@ -29,7 +29,6 @@ from mganai.flower.app import config_from_run_config, train_reply
 from mganai.flower.strategy import AuditStrategy, params_from_record, record_from_params
 
 ROOT = Path(__file__).resolve().parents[1]
-FL_ONLY = {"attack.methods": "none"}  # the strategy tests drive FL by hand: a few rounds, no audit
 TINY = """
 [attack]
 start_round = 1
@@ -68,6 +67,18 @@ def task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(TaskIdentity, name, 1)
 
 
+def _fl_task(rounds: int, seed: int = 0, settings: dict | None = None) -> tuple:
+    """FL only (the strategy tests drive it by hand): 3 clients, one local epoch, the loop engine; the config,
+    data, model and initial weights."""
+    overrides = {"data.clients": 3, "fl.rounds": rounds, "fl.local_epochs": 1, "fl.engine": "loop", "seed": seed}
+    cfg = build_config({}, {**overrides, "attack.methods": "none", **(settings or {})})
+    data = load_dataset(cfg.data, cfg.seed)
+    shape = data.image_shape
+    model = SharedCNN(shape[0], data.num_classes, shape[1])
+    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    return cfg, data, model, init
+
+
 def _flower_rounds(cfg, strategy: AuditStrategy, init, client_of: dict[int, int], rounds: int):
     """Drive the strategy by hand: configure, let each 'ClientApp' (train_reply) answer, aggregate."""
     arrays = record_from_params(init)
@@ -84,13 +95,7 @@ def _flower_rounds(cfg, strategy: AuditStrategy, init, client_of: dict[int, int]
 
 
 def test_strategy_shows_the_simulators_rounds_and_isolates_the_victim(task_identity) -> None:
-    cfg = build_config(
-        {}, {"data.clients": 3, "fl.rounds": 3, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 3, **FL_ONLY}
-    )
-    data = load_dataset(cfg.data, cfg.seed)
-    shape = data.image_shape
-    model = SharedCNN(shape[0], data.num_classes, shape[1])
-    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    cfg, data, model, init = _fl_task(3, seed=3)
     victim = 1
 
     sim_seen = Recorder()
@@ -127,13 +132,7 @@ def test_strategy_shows_the_simulators_rounds_and_isolates_the_victim(task_ident
 
 def test_strategy_drops_the_clients_the_simulator_drops(task_identity) -> None:
     """--dropout in flower-sim: the same seeded draws leave out the same replies, so FL is the simulator's."""
-    cfg = build_config(
-        {}, {"data.clients": 3, "fl.rounds": 4, "fl.local_epochs": 1, "fl.engine": "loop", "fl.dropout": 0.4, **FL_ONLY}
-    )
-    data = load_dataset(cfg.data, cfg.seed)
-    shape = data.image_shape
-    model = SharedCNN(shape[0], data.num_classes, shape[1])
-    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    cfg, data, model, init = _fl_task(4, settings={"fl.dropout": 0.4})
     sim = FedAvgSimulator(model, init, data, cfg.fl, cfg.seed)
     expected = sim.run()
 
@@ -181,12 +180,7 @@ def test_a_client_without_the_servers_gpu_trains_on_its_cpu(task_identity, monke
 
 def test_strategy_rejects_a_nan_reply_like_the_simulator(task_identity, capsys) -> None:
     """A client whose reply holds NaN is logged and left out of the average and out of what the attack sees."""
-    cfg = build_config(
-        {}, {"data.clients": 3, "fl.rounds": 2, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 3, **FL_ONLY}
-    )
-    data = load_dataset(cfg.data, cfg.seed)
-    shape = data.image_shape
-    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    cfg, _, _, init = _fl_task(2, seed=3)
     seen = Recorder()
     strategy = AuditStrategy(
         [seen], fraction_evaluate=0.0, min_available_nodes=3, max_update_norm=cfg.fl.max_update_norm
@@ -338,13 +332,7 @@ def test_both_runtimes_settle_every_round_through_the_one_function(task_identity
     sim_log, fl_log = [], []
     monkeypatch.setattr(server_module, "settle_round", spy(sim_log))
     monkeypatch.setattr(strategy_module, "settle_round", spy(fl_log))
-    cfg = build_config(
-        {}, {"data.clients": 3, "fl.rounds": 3, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 5, **FL_ONLY}
-    )
-    data = load_dataset(cfg.data, cfg.seed)
-    shape = data.image_shape
-    model = SharedCNN(shape[0], data.num_classes, shape[1])
-    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    cfg, data, model, init = _fl_task(3, seed=5)
     sim_iso = VictimIsolation(2, start_round=1)
     FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers=[sim_iso], dispatcher=sim_iso).run()
     fl_iso = VictimIsolation(2, start_round=1)
