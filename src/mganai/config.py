@@ -30,6 +30,7 @@ from mganai.methods import ALL_METHODS, NONE
 
 __all__ = [
     "ALL_METHODS",
+    "PRESETS",
     "SECTIONS",
     "AttackConfig",
     "ConfigError",
@@ -67,14 +68,14 @@ class DataConfig:
 class FLConfig:
     """FedAvg: who trains, how long, and how the updates are combined."""
 
-    rounds: int = 40
+    rounds: int = 40  # must be more than attack.start_round when an attack runs
     local_epochs: int = 2
     batch_size: int = 16
     lr: float = 0.1  # local SGD learning rate of the first round (`lr_schedule` then decays it)
     lr_schedule: str = "cosine"  # "constant" or "cosine": the lr of round t (`mganai.fl.recipe.round_lr`)
     lr_min_ratio: float = 0.05  # cosine: the last rounds approach lr * this
     momentum: float = 0.9  # local SGD momentum, reset every round
-    client_fraction: float = 1.0
+    client_fraction: float = 1.0  # share of clients sampled each round
     engine: str = "vmap"  # "vmap" (all clients in one batched computation) or "loop"
     dropout: float = 0.0  # chance that a sampled client never answers a round (simulated faults)
     max_update_norm: float = 1000.0  # an update longer than this (L2, all weights) is rejected as faulty
@@ -85,7 +86,7 @@ class AttackConfig:
     """The server-side attack: whom it targets with which methods, then its algorithm's hyperparameters."""
 
     # What the auditor chooses.
-    victim: int = 0
+    victim: int = 0  # the client the server attacks (an index; --victim also takes a folder: client's name)
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
     start_round: int = 5  # first round whose updates feed the attack
 
@@ -133,10 +134,12 @@ class EvalConfig:
 class RunConfig:
     """One audit: data, FL, attack and evaluation settings plus run-level options."""
 
-    seed: int = 0
+    seed: int = 0  # seed for everything: the same settings and seed give the same numbers
     device: str = "auto"  # where to compute: auto (cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N
-    out: str = "runs/default"
-    quiet: bool = False
+    out: str = "runs/default"  # output directory
+    quiet: bool = False  # no progress lines, only the summary
+    threads: int = 0  # CPU cores the run computes on at once, one thread each (0: every core it may use)
+    preset: str = ""  # "quick": a smoke run of every stage in seconds (`PRESETS`); its numbers mean nothing
     data: DataConfig = field(default_factory=DataConfig)
     fl: FLConfig = field(default_factory=FLConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
@@ -148,6 +151,26 @@ class RunConfig:
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "fl": FLConfig, "attack": AttackConfig, "eval": EvalConfig}
+
+# Settings a preset puts over the defaults (then the TOML file and the flags override it). "quick" runs every
+# stage (data, oracle, both FL traces with every method, curves, evaluation, report) on tiny budgets: a smoke
+# run that shows the tool works, labelled as such in metrics.json, the summary and the report.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "data": {"clients": 4},
+        "fl": {"rounds": 6, "local_epochs": 1},
+        "attack": {
+            "start_round": 2,
+            "reps_per_client": 8,
+            "inversion_steps": 10,
+            "invert_every": 2,
+            "gan_steps_per_round": 5,
+            "gan_final_steps": 40,
+            "gan_batch": 16,
+        },
+        "eval": {"samples_per_class": 8, "oracle_epochs": 3, "curve_every": 2, "curve_samples_per_class": 2},
+    },
+}
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
@@ -208,8 +231,14 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def build_config(file_values: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Defaults, then the TOML file's values, then flag overrides (dotted keys), validated."""
+    """Defaults, then a preset's values, then the TOML file's, then flag overrides (dotted keys), validated."""
     cfg = RunConfig()
+    preset = (overrides or {}).get("preset", (file_values or {}).get("preset", ""))
+    if preset:
+        _check(
+            isinstance(preset, str) and preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}, got {preset!r}"
+        )
+        _apply(cfg, PRESETS[preset], "")
     _apply(cfg, file_values or {}, "")
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.rpartition(".")
@@ -231,10 +260,18 @@ def validate(cfg: RunConfig) -> None:
         re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device) is not None,
         f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}",
     )
+    _check(cfg.threads >= 0, f"threads must be >= 0 (0: every core), got {cfg.threads}")
+    _check(cfg.preset in ("", *PRESETS), f"preset must be one of {', '.join(PRESETS)}, got {cfg.preset!r}")
     _validate_data(cfg.data)
     _validate_fl(cfg.fl)
     _validate_attack(cfg.attack, cfg.data)
     _validate_eval(cfg.eval)
+    _check(
+        cfg.attack.methods == [NONE] or cfg.fl.rounds > cfg.attack.start_round,
+        f"fl.rounds ({cfg.fl.rounds}) must be more than attack.start_round ({cfg.attack.start_round}): the attack "
+        f"learns only from round {cfg.attack.start_round + 1} on, so this run would score it on nothing; "
+        f"use at least {cfg.attack.start_round + 1} rounds, or attack.methods = none for FL only",
+    )
 
 
 def _validate_data(d: DataConfig) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import resource
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from mganai.audit.traces import FLRunner, Trace, run_side_by_side, run_trace, si
 from mganai.config import RunConfig
 from mganai.data import FederatedDataset
 from mganai.data.public import load_federation
-from mganai.device import resolve_device, set_determinism
+from mganai.device import one_thread, resolve_device, set_determinism
 from mganai.eval.curves import CurveProbe
 from mganai.eval.metrics import other_clients
 from mganai.threat import PublicData, threat_model
@@ -50,8 +52,16 @@ def run_audit(
     (`RunInterrupted`) and resumes from `control.resume`; the checkpoint is removed
     once the outputs are written.
 
+    On the CPU it computes on one thread per computation and up to `cfg.threads` computations at once
+    (`mganai.device`); the caller's torch thread setting is restored when it returns.
+
     metrics.json records `cfg` as given; the run itself uses the victim's index among the clients that train
     (it moves down when withheld clients (`data.public_clients`) had lower indices)."""
+    with one_thread():
+        return _audit(cfg, out, run_fl, runtime, control)
+
+
+def _audit(cfg: RunConfig, out: Path, run_fl: FLRunner, runtime: str, control: RunControl | None) -> dict[str, Any]:
     settings = cfg
     device = resolve_device(cfg.device)
     set_determinism(device)
@@ -63,12 +73,22 @@ def run_audit(
     if federation.victim != cfg.attack.victim:
         cfg = dataclasses.replace(cfg, attack=dataclasses.replace(cfg.attack, victim=federation.victim))
     timing["data_s"] = time.perf_counter() - t0
+    say = _progress(cfg)
+    say(f"data: {data.name}, {data.num_clients} clients, {sum(len(c.y_train) for c in data.clients)} training images")
     plan = make_plan(cfg, simulator=run_fl is simulate, saved=ckpt.saved if ckpt else None)
-    oracle = prepare_oracle(cfg, data, device, ckpt, timing) if plan.methods else None
+    oracle = None
+    if plan.methods:
+        say(f"oracle: training the judge ({cfg.eval.oracle_epochs} epochs on every client's real data)")
+        oracle = prepare_oracle(cfg, data, device, ckpt, timing)
+        say(f"oracle: done in {timing['oracle_s']:.1f} s, held-out identity {oracle.heldout_identity_accuracy:.3f}")
     probes = curve_probes(cfg, data, oracle)
+    say(f"FL + attacks: {cfg.fl.rounds} rounds, {_traces_line(plan)}")
+    t1 = time.perf_counter()
     base, traces = _run_traces(cfg, data, public, plan, device, run_fl, probes, ckpt, timing)
-    metrics = {
+    say(f"FL + attacks: done in {time.perf_counter() - t1:.1f} s, FL test accuracy {base.fl.test_accuracy[-1]:.3f}")
+    metrics: dict[str, Any] = {
         "threat_model": threat_model(public),
+        "smoke_run": cfg.preset == "quick",
         "fl": fl_summary(cfg, base, runtime),
         "config": settings.to_dict(),
         "data": describe(data, cfg.attack.victim),
@@ -76,6 +96,7 @@ def run_audit(
     }
     if oracle is not None:
         t2 = time.perf_counter()
+        say(f"evaluation: {len(plan.methods)} methods, {cfg.eval.samples_per_class} samples per class each; grids")
         classes = evaluation_classes(data.num_classes, cfg.eval.samples_per_class)
         seed, others = cfg.seed + SAMPLES_SEED_OFFSET, other_clients(cfg.attack.victim, data.num_clients, AS_OTHERS_MAX)
         samplers = {m: traces[m].samplers[m] for m in plan.methods}
@@ -88,6 +109,7 @@ def run_audit(
         metrics["artefacts"] = write_artefacts(out, data, cfg.attack.victim, samples, classes, per_class, shown, probes)
         _curves_and_active_fl(metrics["fl"], timing, plan, traces, probes, cfg.attack.victim)
         timing["evaluation_s"] = time.perf_counter() - t2
+        say(f"evaluation: done in {timing['evaluation_s']:.1f} s")
     timing["total_s"] = time.perf_counter() - t0
     timing["peak_rss_mb"] = peak_rss_mb()
     metrics["timing"] = timing
@@ -95,6 +117,25 @@ def run_audit(
     if ckpt is not None:
         ckpt.finish()
     return metrics
+
+
+def _progress(cfg: RunConfig) -> Callable[[str], None]:
+    """One line on stderr as each phase starts and ends (the rounds have their own bar); silent with `quiet`."""
+
+    def say(text: str) -> None:
+        if not cfg.quiet:
+            print(f"mganai: {text}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _traces_line(plan: Plan) -> str:
+    """What the FL phase runs, for its progress line."""
+    if not plan.methods:
+        return "FL only"
+    if plan.together:
+        return "the passive and the active trace side by side"
+    return "the passive trace, then the active one" if plan.active else "one trace"
 
 
 def _timing(ckpt: AuditCheckpoints | None, device: torch.device) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from mganai.attack.concurrent import ConcurrentGans
 from mganai.attack.gan import GanAttack
 from mganai.config import RunConfig
 from mganai.data import FederatedDataset
+from mganai.device import cpu_workers
 from mganai.eval.curves import CurveProbe
 from mganai.fl.model import Params, SharedCNN, clone_params, params_of, seeded
 from mganai.fl.observers import ModelDispatcher, ServerObserver
@@ -142,7 +143,7 @@ def setup_trace(
         observers.insert(0, isolation)  # first: the victim's private model follows the round it was sent
     parts = AttackParts(model, bank, data.num_classes, data.num_clients, shape, a, cfg.seed, public)
     samplers = {name: METHODS[name].build(parts) for name in methods}
-    group = ConcurrentGans([s for s in samplers.values() if isinstance(s, GanAttack)])
+    group = ConcurrentGans([s for s in samplers.values() if isinstance(s, GanAttack)], cpu_workers(cfg.threads))
     observers.append(group)
     if probe is not None:  # last: it sees each round after every attack has learnt from it
         probe.attach(samplers)

@@ -29,7 +29,7 @@ from mganai.checkpoint import Checkpointed
 from mganai.config import FLConfig
 from mganai.data.federated import FederatedDataset
 from mganai.fl.client import ENGINES, client_generator, make_plan
-from mganai.fl.faults import dropouts
+from mganai.fl.faults import dropout_generator, dropouts
 from mganai.fl.model import Params, clone_params, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.recipe import local_recipe
@@ -139,7 +139,7 @@ class FedAvgSimulator(Checkpointed):
         x_test, y_test, _ = data.heldout()
         self._test = (x_test.to(device), y_test.to(device))
         self._sampler = torch.Generator().manual_seed(seed * 7 + 3)
-        self._dropout = torch.Generator().manual_seed(seed * 7 + 5)  # its own stream: sampling is the same at any p
+        self._dropout = dropout_generator(seed)
         self.rejected: list[dict[str, Any]] = []
         self.dropped: list[dict[str, int]] = []
         self.log: Callable[[str], None] = warn

@@ -175,6 +175,9 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
             min_available_nodes=n,  # start once every client's node is connected
             device=device,
             recipe=lambda t: local_recipe(cfg.fl, t),
+            dropout=cfg.fl.dropout,
+            num_clients=n,
+            seed=cfg.seed,
         )
         result = strategy.start(
             grid,
@@ -187,7 +190,11 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         final = params_from_record(result.arrays, device) if len(result.arrays) else dict(init)
         accs = [_number(result.evaluate_metrics_serverapp[r]["accuracy"], float) for r in range(1, cfg.fl.rounds + 1)]
         return FLResult(
-            final_params=final, test_accuracy=accs, participants=strategy.participants, rejected=strategy.rejected
+            final_params=final,
+            test_accuracy=accs,
+            participants=strategy.participants,
+            rejected=strategy.rejected,
+            dropped=strategy.dropped,
         )
 
     return run
@@ -211,32 +218,66 @@ server_app = make_server_app()
 client_app = make_client_app()
 
 
+class _KnownNoise(logging.Filter):
+    """Flower's warnings about choices flower-sim makes on purpose, which a user can do nothing about."""
+
+    NOISE = (
+        "`run_simulation` function is deprecated",  # flower-sim is a one-command simulation; `flwr run` is not
+        "fraction_evaluate is set to 0.0",  # the server scores the shared model on held-out data itself
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(n in record.getMessage() for n in self.NOISE)
+
+
 def run_flower_simulation(cfg: RunConfig, workers: int = 2, verbose: bool = False) -> dict[str, Any]:
     """`mganai flower-sim`: the audit in Flower's simulation engine (Ray), one virtual node per client.
 
-    `workers` ClientApps run at once (Ray actors of one CPU each). Returns the metrics
-    the ServerApp wrote to `cfg.out`/metrics.json.
+    `workers` ClientApps run at once (Ray actors of one CPU each, one torch thread each, as the ServerApp's
+    computations: the numbers are those of `mganai run --engine loop`). Returns the metrics the ServerApp
+    wrote to `cfg.out`/metrics.json. Without `verbose`, Flower logs warnings only, less the two about
+    flower-sim's own choices, and Ray's tip about GPU variables (it changes nothing here) is not shown.
     """
+    import warnings
+
     from flwr.simulation import run_simulation
 
+    flwr_logger = logging.getLogger("flwr")
+    noise = _KnownNoise()
     if not verbose:
-        logging.getLogger("flwr").setLevel(logging.WARNING)
+        flwr_logger.setLevel(logging.WARNING)
+        flwr_logger.addFilter(noise)
     # Ray hides GPUs from an actor given none: on a GPU run the clients share the server's GPU.
     gpu_share = 1.0 / workers if resolve_device(cfg.device).type == "cuda" else 0.0
     backend = {
         # Ray on loopback only (it would bind the machine's address), no dashboard
-        "init_args": {"num_cpus": workers, "include_dashboard": False, "_node_ip_address": "127.0.0.1"},
+        "init_args": {
+            "num_cpus": workers,
+            "include_dashboard": False,
+            "_node_ip_address": "127.0.0.1",
+            # --quiet: the ClientApps' own output (Flower's notes as Ray stops them) stays in Ray's logs;
+            # a client that fails still fails the round on the server. Without it the lines are forwarded.
+            "log_to_driver": not cfg.quiet or verbose,
+        },
         "client_resources": {"num_cpus": 1.0, "num_gpus": gpu_share},
     }
     out = Path(cfg.out) / "metrics.json"
     before = out.stat().st_mtime_ns if out.exists() else None
-    run_simulation(
-        server_app=make_server_app(cfg),
-        client_app=make_client_app(cfg),
-        num_supernodes=cached_dataset(cfg).num_clients,  # one per client that trains (and a bad --public fails here)
-        backend_config=backend,  # type: ignore[arg-type]
-        verbose_logging=verbose,
-    )
+    try:
+        with warnings.catch_warnings():
+            if not verbose:  # Ray's FutureWarning that it will stop hiding GPUs from actors given none
+                warnings.filterwarnings("ignore", message="Tip: In future versions of Ray", category=FutureWarning)
+            run_simulation(
+                server_app=make_server_app(cfg),
+                client_app=make_client_app(cfg),
+                num_supernodes=cached_dataset(
+                    cfg
+                ).num_clients,  # one per client that trains (and a bad --public fails here)
+                backend_config=backend,  # type: ignore[arg-type]
+                verbose_logging=verbose,
+            )
+    finally:
+        flwr_logger.removeFilter(noise)
     if not out.exists() or out.stat().st_mtime_ns == before:
         raise RuntimeError("the Flower ServerApp finished without writing metrics.json (see Flower's log above)")
     return json.loads(out.read_text())

@@ -37,6 +37,7 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from flwr.supercore import log
 
+from mganai.fl.faults import dropout_generator, dropouts
 from mganai.fl.model import Params, clone_params
 from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.recipe import LocalRecipe
@@ -70,7 +71,9 @@ class AuditStrategy(FedAvg):
 
     `observers` receive a `RoundObservation` per round (copies: they cannot change
     FL), its tensors on `device` (where the attack computes); `dispatcher`, if given,
-    decides per client which model it receives. Every other keyword goes to `FedAvg` unchanged.
+    decides per client which model it receives. With `dropout` > 0 (and `num_clients`),
+    each round's replies of the clients that `mganai run --dropout` would drop (the same
+    seeded draws) are discarded as if they never came. Every other keyword goes to `FedAvg` unchanged.
     """
 
     def __init__(
@@ -83,6 +86,9 @@ class AuditStrategy(FedAvg):
         device: torch.device | str = "cpu",
         transforms: Sequence[UpdateTransform] = (),
         recipe: Callable[[int], LocalRecipe] | None = None,
+        dropout: float = 0.0,
+        num_clients: int = 0,
+        seed: int = 0,
         **fedavg: Any,
     ):
         fedavg.setdefault("train_metrics_aggr_fn", self._aggregate_metrics)
@@ -100,6 +106,9 @@ class AuditStrategy(FedAvg):
         self.transforms = list(transforms)  # defenses, applied to each round's accepted updates (`settle_round`)
         self.recipe = recipe  # round (0-based) -> the local training sent to every client
         self._sent_recipe: LocalRecipe | None = None
+        self.dropout, self.num_clients = dropout, num_clients  # simulated faults, as in FedAvgSimulator
+        self._dropout = dropout_generator(seed)
+        self.dropped: list[dict[str, int]] = []
 
     def _aggregate_metrics(self, records: list[RecordDict], weighted_by_key: str) -> MetricRecord:
         """FedAvg's weighted metric average, minus the client id (an average of ids means nothing)."""
@@ -161,6 +170,9 @@ class AuditStrategy(FedAvg):
             ends = params_from_record(_single(reply.content.array_records, "ArrayRecord"), self.device)
             rows.append((client, node, reply, ends, float(metrics[self.weighted_by_key])))
         rows.sort(key=lambda r: r[0])
+        gone = dropouts(self.num_clients, self.dropout, self._dropout) if self.num_clients else set()
+        self.dropped += [{"round": server_round - 1, "client": r[0]} for r in rows if r[0] in gone]
+        rows = [r for r in rows if r[0] not in gone]
         self.participants.append([r[0] for r in rows])
         sent = [self._custom.get(node, self._global) for _, node, _, _, _ in rows]
         names = list(self._global) if rows else []

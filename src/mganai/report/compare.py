@@ -23,7 +23,7 @@ from mganai.report.html import data_uri, environment
 from mganai.report.load import RunOutput, is_number, load_run, num_clients, threat_of
 from mganai.report.tables import COLUMNS, best_marks, fmt, with_derived
 
-IGNORED_SETTINGS = {"out", "quiet"}  # where a run was written and how chatty it was change no number
+IGNORED_SETTINGS = {"out", "quiet", "threads"}  # where a run was written, how chatty and how parallel: no number
 
 
 @dataclass
@@ -107,13 +107,24 @@ def _mean_row(name: str, threat: str, rows: list[dict[str, Any]]) -> dict[str, A
     return row
 
 
+def mean_sd(row: dict[str, Any], col: Any) -> str:
+    """A summary row's cell: mean ± sample standard deviation ('0.705±0.120', '+1.0±0.5 pts')."""
+    mean, sd = fmt(row.get(col.key), col.kind), row.get(col.key + "_sd")
+    if not is_number(sd):
+        return mean
+    return mean.replace(" pts", f"±{100 * sd:.1f} pts") if col.kind == "cost" else f"{mean}±{sd:.3f}"
+
+
 def text_table(cmp: Comparison) -> str:
-    """The table for the terminal."""
+    """The table for the terminal; the rows 'mean of N runs' show mean ± sample standard deviation."""
     width = max([len(label) for label in cmp.labels] + [len("mean of 99 runs")]) + 2
-    head = f"{'run':<{width}}{'method':<17}{'threat model':<14}" + "".join(f"{c.short:>12}" for c in COLUMNS)
+    head = f"{'run':<{width}}{'method':<17}{'threat model':<14}" + "".join(f"{c.short:>14}" for c in COLUMNS)
     lines = [head]
-    for r in cmp.rows + summary_rows(cmp):
-        cells = "".join(f"{fmt(r.get(c.key), c.kind):>12}" for c in COLUMNS)
+    for r in cmp.rows:
+        cells = "".join(f"{fmt(r.get(c.key), c.kind):>14}" for c in COLUMNS)
+        lines.append(f"{r['run']:<{width}}{r['method']:<17}{r['threat']:<14}{cells}")
+    for r in summary_rows(cmp):
+        cells = "".join(f"{mean_sd(r, c):>14}" for c in COLUMNS)
         lines.append(f"{r['run']:<{width}}{r['method']:<17}{r['threat']:<14}{cells}")
     if len(lines) == 1:
         lines.append("(no attack methods in these runs; threat models: " + _runs_threats(cmp) + ")")
@@ -125,12 +136,16 @@ def _runs_threats(cmp: Comparison) -> str:
 
 
 def comparison_csv(cmp: Comparison) -> bytes:
+    """One row per run and method, then per method in 2+ runs a 'mean of N runs' row with `<column>_sd`."""
     buf = io.StringIO()
-    fields = ["run", "settings", "threat", "method", *(c.key for c in COLUMNS)]
+    keys = [c.key for c in COLUMNS]
+    fields = ["run", "settings", "threat", "method", *keys, *(k + "_sd" for k in keys)]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     for r in cmp.rows:
         w.writerow({**r, "settings": cmp.settings[r["run"]]})
+    for r in summary_rows(cmp):
+        w.writerow({**r, "settings": ""})
     return buf.getvalue().encode("utf-8")
 
 

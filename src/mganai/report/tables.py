@@ -19,6 +19,15 @@ from mganai.report.load import is_number, num_clients, victim_of
 
 METHOD_NOTES = {name: m.note for name, m in METHODS.items()}
 
+# Below this diversity_ratio a method's grid shows about one image per class. Measured (docs/experiments.md,
+# 2026-12-03): every GAN grid seen so far from 0.13 to 0.60 repeats one image along each row; the victim's real
+# images repeated as 2 distinct ones per class score 0.52-0.55, as 3 distinct ones 0.70-0.72, held-out real 0.92-1.03.
+DIVERSITY_FLOOR = 0.7
+SMOKE_RUN = (
+    "Warning: smoke run (--quick): every stage ran on tiny budgets (few clients, rounds, GAN steps and oracle "
+    "epochs); the numbers below only show that the tool works and measure no leakage."
+)
+
 
 def _changes_fl(name: str) -> bool:
     """A method that isolates the victim (an unknown name, from another version's run, counts as passive)."""
@@ -84,7 +93,7 @@ COLUMNS = (
         "diversity",
         None,
         "rate",
-        "spread among a class's samples, relative to the victim's real data (near 0: mode collapse)",
+        "spread among a class's samples, relative to the victim's real data (below 0.7: about one image per class)",
         "div",
     ),
     Column(
@@ -141,20 +150,23 @@ def verdict(metrics: Mapping[str, Any]) -> list[str]:
     Methods are ranked by identity advantage (how much more often the victim is named for a request as the
     victim than for the same request as another client); runs written before it existed, by joint success."""
     methods = metrics.get("methods") or {}
+    smoke = [SMOKE_RUN] if metrics.get("smoke_run") else []
     warnings = _warnings(metrics)
     if not methods:
-        return ["No attack method ran (methods = none): this report shows federated learning only.", *warnings]
+        return [*smoke, "No attack method ran (methods = none): this report shows federated learning only.", *warnings]
     n = num_clients(metrics)
     victim = victim_of(metrics)
     judged = _judged(methods)
     key = "identity_advantage" if judged else "joint_success"
     ranked = sorted(methods, key=lambda m: (-_num(methods[m].get(key)), -_num(methods[m].get("joint_success"))))
     top, s = ranked[0], methods[ranked[0]]
+    collapse = collapse_warning(metrics)
+    caveat = " (about one image per class: read the warning below)" if top in collapsed_methods(metrics) else ""
     if judged:
         out = [
-            f"Most user-level leakage: {top}. Asked for client {victim}'s data (the victim's), its samples are "
-            f"credited to the victim {_pct(s['identity_advantage'])} more often than when the same request is made "
-            f"as another client (identity advantage: {_pct(s['victim_identity_rate'])} as the victim against "
+            f"Most user-level leakage: {top}{caveat}. Asked for client {victim}'s data (the victim's), its samples "
+            f"are credited to the victim {_pct(s['identity_advantage'])} more often than when the same request is "
+            f"made as another client (identity advantage: {_pct(s['victim_identity_rate'])} as the victim against "
             f"{_pct(s.get('identity_as_others'))} as others; chance: 1/{n} = {_pct(1 / n)}, but a method that knows "
             "nothing of the victim gets an advantage of 0 whatever its identity). "
             f"{_pct(s['joint_success'])} of them are judged to be the victim's data of the requested class (joint "
@@ -162,10 +174,13 @@ def verdict(metrics: Mapping[str, Any]) -> list[str]:
         ]
     else:
         out = [
-            f"Most leakage: {top}. {_pct(s['joint_success'])} of the samples it generated as client {victim} "
+            f"Most leakage: {top}{caveat}. {_pct(s['joint_success'])} of the samples it generated as client {victim} "
             f"(the victim) are judged by the oracle to be the victim's data of the requested class (joint success); "
             f"{_pct(s['victim_identity_rate'])} are attributed to the victim at all (chance: 1/{n} = {_pct(1 / n)})."
         ]
+    if collapse is not None and caveat:  # the headline's caveat goes right under it
+        out.append(collapse)
+        warnings.remove(collapse)
     cost, vcost = s.get("fl_accuracy_cost"), s.get("victim_accuracy_cost")
     out.append(
         f"Cost to FL of {top}: shared-model test accuracy {_pct(s.get('fl_test_accuracy'))} "
@@ -192,7 +207,7 @@ def verdict(metrics: Mapping[str, Any]) -> list[str]:
             f"For reference, the class-level GAN (no user identity) reaches {_numbers(c, judged)}: "
             "the difference is what is user-level."
         )
-    return out + warnings
+    return smoke + out + warnings
 
 
 def _judged(methods: Mapping[str, Mapping[str, Any]]) -> bool:
@@ -264,14 +279,31 @@ def realism_warnings(metrics: Mapping[str, Any]) -> list[str]:
             f"{fmt(ref.get('heldout_nn_ssim_victim'), 'ssim')}). Their oracle rates may come from patterns that fool "
             "classifiers rather than from recognisable data: look at the grids before quoting them."
         )
-    collapsed = [m for m, s in methods.items() if is_number(s.get("diversity_ratio")) and s["diversity_ratio"] < 0.25]
-    if collapsed:
-        out.append(
-            f"Warning: {', '.join(collapsed)} draw nearly the same image whatever the noise (diversity "
-            f"{', '.join(fmt(methods[m]['diversity_ratio'], 'rate') for m in collapsed)} of the victim's real data): "
-            "mode collapse; the samples show one image per class, not the victim's variety."
-        )
-    return out
+    collapse = collapse_warning(metrics)
+    return out if collapse is None else [*out, collapse]
+
+
+def collapsed_methods(metrics: Mapping[str, Any]) -> list[str]:
+    """Methods whose samples show about one image per class (diversity_ratio below `DIVERSITY_FLOOR`)."""
+    methods = metrics.get("methods") or {}
+    return [
+        m for m, s in methods.items() if is_number(s.get("diversity_ratio")) and s["diversity_ratio"] < DIVERSITY_FLOOR
+    ]
+
+
+def collapse_warning(metrics: Mapping[str, Any]) -> str | None:
+    """The caveat for methods that draw about one image per class, whose rates say little about the victim's data."""
+    collapsed = collapsed_methods(metrics)
+    if not collapsed:
+        return None
+    methods, verb = metrics["methods"], "draws" if len(collapsed) == 1 else "draw"
+    return (
+        f"Warning: {', '.join(collapsed)} {verb} about one image per class (diversity "
+        f"{', '.join(fmt(methods[m]['diversity_ratio'], 'rate') for m in collapsed)} of the victim's real data; "
+        "two distinct real images per class give about 0.5, three about 0.7). Their rates say the oracle credits "
+        "that one image per class to the victim, not that the victim's data came out in its variety: look at "
+        "the grids before quoting them."
+    )
 
 
 def _change(cost: Any) -> str:
