@@ -2,7 +2,7 @@
 
 A small class-projection discriminator (Miyato & Koyama 2018) with spectral
 normalisation, trained with the hinge loss on the public images (real) against the
-generator's (fake), both under random nuisances (`mganai.attack.nuisance`) so it
+generator's (fake), both under the attack's small random warps (`mganai.attack.augment`) so it
 judges content, not the public people's style. It is the attacker's own network,
 not the shared model: it learns from data the federation never saw.
 """
