@@ -278,11 +278,11 @@ def test_both_runtimes_settle_every_round_through_the_one_function(task_identity
     """The simulator and the Flower strategy hand settle_round the same round and get the same settlement back."""
     import mganai.fl.server as server_module
     import mganai.flower.strategy as strategy_module
-    from mganai.fl.settle import settle_round
+    from mganai.fl.settle import NO_DEFENSE, settle_round
 
     def spy(log):
-        def settle(round_, max_norm, transforms=()):
-            settled = settle_round(round_, max_norm, transforms)
+        def settle(round_, max_norm, defense=NO_DEFENSE):
+            settled = settle_round(round_, max_norm, defense)
             log.append((round_, settled))
             return settled
 

@@ -40,6 +40,10 @@ FLAG_KEYS = {
     "device": "device",
     "out": "out",
     "quiet": "quiet",
+    "defense": "defense.name",
+    "dp_noise": "defense.dp_noise",
+    "dp_clip": "defense.dp_clip",
+    "dp_delta": "defense.dp_delta",
 }
 
 
@@ -167,6 +171,23 @@ def _add_audit_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--overwrite", action="store_true", help="write into an --out that is not empty (files there are replaced)"
     )
+    _add_defense_flags(run)
+
+
+def _add_defense_flags(run: argparse.ArgumentParser) -> None:
+    """--defense and its DP parameters (docs/defenses.md)."""
+    from mganai.defenses import ALL_DEFENSES
+
+    run.add_argument(
+        "--defense",
+        choices=ALL_DEFENSES,
+        help="what protects the updates from the server (default none): DP clipping and noise at the server "
+        "(central-dp), clipping at the clients (client-dp), noise at the clients (local-dp), secure aggregation "
+        "(secagg), anonymised updates (shuffle)",
+    )
+    run.add_argument("--dp-noise", type=float, metavar="SIGMA", help="DP noise multiplier σ (noise std σ·C; default 1)")
+    run.add_argument("--dp-clip", type=float, metavar="C", help="DP clipping norm C (L2, all weights; default 1)")
+    run.add_argument("--dp-delta", type=float, metavar="DELTA", help="δ of the reported ε (default 1/(10·N))")
 
 
 def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
@@ -377,6 +398,13 @@ def cmd_flower_sim(args: argparse.Namespace) -> int:
     if cfg.fl.dropout > 0:
         raise ConfigError(
             "fl.dropout is simulated by 'mganai run' only (Flower's clients drop out for real); set it to 0"
+        )
+    from mganai.defenses import DEFENSES
+
+    if DEFENSES[cfg.defense.name].flower is None:
+        raise ConfigError(
+            f"defense {cfg.defense.name} has no Flower implementation to audit; run it with 'mganai run' "
+            f"(Flower path: {', '.join(d.name for d in DEFENSES.values() if d.flower)})"
         )
     from mganai.device import resolve_device
 

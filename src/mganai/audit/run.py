@@ -15,6 +15,7 @@ from mganai.audit.plan import Plan, make_plan
 from mganai.audit.scoring import (
     SAMPLES_SEED_OFFSET,
     curve_probes,
+    defense_summary,
     describe,
     evaluation_classes,
     faults,
@@ -56,6 +57,7 @@ def run_audit(
     probes = curve_probes(cfg, data, oracle)
     base, traces = _run_traces(cfg, data, plan, device, run_fl, probes, ckpt, timing)
     metrics = {"fl": fl_summary(cfg, base, runtime), "config": cfg.to_dict(), "data": describe(data), "artefacts": {}}
+    metrics["defense"] = defense_summary(cfg, data.num_clients, base)
     if oracle is not None:
         t2 = time.perf_counter()
         classes = evaluation_classes(data.num_classes, cfg.eval.samples_per_class)

@@ -141,3 +141,19 @@ def describe(data: FederatedDataset) -> dict[str, Any]:
         "train_samples": [len(c.y_train) for c in data.clients],
         "heldout_samples": [len(c.y_test) for c in data.clients],
     }
+
+
+def defense_summary(cfg: RunConfig, num_clients: int, base: Trace) -> dict[str, Any]:
+    """The `defense` section of metrics.json: the defense, its (ε, δ) from the accountant, and under `shuffle`
+    how well the linkability attack re-linked the anonymous updates (scored against the shuffler's truth)."""
+    from mganai.fl.accounting import privacy
+
+    counts = [sum(k in ids for ids in base.fl.participants) for k in range(num_clients)]
+    out = privacy(cfg.defense, num_clients, cfg.fl.rounds, cfg.fl.client_fraction, max(counts, default=0))
+    relinker, ledger = base.objects.get("relinker"), base.objects.get("ledger")
+    if relinker is not None and ledger is not None:
+        from mganai.attack.linkability import linkage_accuracy
+
+        out.update(linkage_accuracy(relinker.assignments, ledger.truth, cfg.attack.victim))
+        out["victim_hint"] = "the server knows which update is the victim's in the first round the victim takes part in"
+    return out

@@ -32,7 +32,7 @@ from mganai.fl.client import ENGINES, client_generator, make_plan
 from mganai.fl.faults import dropouts
 from mganai.fl.model import Params, clone_params, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
-from mganai.fl.settle import RoundUpdates, UpdateTransform, rejection_message, settle_round
+from mganai.fl.settle import NO_DEFENSE, DefenseSteps, RoundUpdates, rejection_message, settle_round
 
 
 @dataclass
@@ -109,7 +109,7 @@ class FedAvgSimulator(Checkpointed):
         "seed",
         "observers",
         "dispatcher",
-        "transforms",
+        "defense",
         "train_step",
         "_train",
         "_test",
@@ -125,13 +125,13 @@ class FedAvgSimulator(Checkpointed):
         seed: int,
         observers: Sequence[ServerObserver] = (),
         dispatcher: ModelDispatcher | None = None,
-        transforms: Sequence[UpdateTransform] = (),
+        defense: DefenseSteps = NO_DEFENSE,
     ):
         self.model, self.data, self.cfg, self.seed = model, data, cfg, seed
         self.params = clone_params(init_params)
         self.observers = list(observers)
         self.dispatcher = dispatcher
-        self.transforms = list(transforms)  # defenses, applied to each round's accepted updates (`settle_round`)
+        self.defense = defense  # what a defense does to each round's accepted updates (`settle_round`)
         self.train_step = ENGINES[cfg.engine]
         device = params_device(self.params)
         self._train = [(c.x_train.to(device), c.y_train.to(device)) for c in data.clients]
@@ -164,7 +164,7 @@ class FedAvgSimulator(Checkpointed):
         dispatched = frozenset(k for k in ids if custom.get(k) is not None)
         updates = {n: ends[n] - sent[n] for n in ends}
         round_ = RoundUpdates(t, self.params, ids, sent, updates, counts, dispatched)
-        settled = settle_round(round_, self.cfg.max_update_norm, self.transforms)
+        settled = settle_round(round_, self.cfg.max_update_norm, self.defense)
         for r in settled.rejected:
             self.log(rejection_message(r))
         self.rejected += settled.rejected

@@ -37,6 +37,7 @@ from mganai.fl.client import client_generator, make_plan, train_loop
 from mganai.fl.model import Params, SharedCNN, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.server import FLResult, accuracy
+from mganai.fl.settle import DefenseSteps
 from mganai.flower.strategy import CLIENT_KEY, AuditStrategy, accuracy_fn, params_from_record, record_from_params
 
 ROUND_TIMEOUT_S = 600.0  # longest wait for a round's replies
@@ -134,6 +135,7 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         observers: list[ServerObserver],
         dispatcher: ModelDispatcher | None,
         on_round: Callable[[int, float], None],
+        defense: DefenseSteps,  # the simulator's steps: Flower runs its own components (`flower.defenses`)
     ) -> FLResult:
         device = params_device(init)  # where run_audit put the model: the attack computes there
         x_test, y_test = (t.to(device) for t in data.heldout()[:2])

@@ -34,7 +34,7 @@ from flwr.supercore import log
 
 from mganai.fl.model import Params, clone_params
 from mganai.fl.observers import ModelDispatcher, ServerObserver
-from mganai.fl.settle import RoundUpdates, UpdateTransform, rejection_message, settle_round
+from mganai.fl.settle import NO_DEFENSE, DefenseSteps, RoundUpdates, rejection_message, settle_round
 
 CLIENT_KEY = "partition-id"
 
@@ -73,7 +73,7 @@ class AuditStrategy(FedAvg):
         node_to_client: dict[int, int] | None = None,
         max_update_norm: float = float("inf"),
         device: torch.device | str = "cpu",
-        transforms: Sequence[UpdateTransform] = (),
+        defense: DefenseSteps = NO_DEFENSE,
         **fedavg: Any,
     ):
         fedavg.setdefault("train_metrics_aggr_fn", self._aggregate_metrics)
@@ -88,7 +88,7 @@ class AuditStrategy(FedAvg):
         self.max_update_norm = max_update_norm  # longer (or non-finite) updates are rejected, as in the simulator
         self.rejected: list[dict[str, Any]] = []
         self.device = torch.device(device)
-        self.transforms = list(transforms)  # defenses, applied to each round's accepted updates (`settle_round`)
+        self.defense = defense  # what a defense does to each round's accepted updates (`settle_round`)
 
     def _aggregate_metrics(self, records: list[RecordDict], weighted_by_key: str) -> MetricRecord:
         """FedAvg's weighted metric average, minus the client id (an average of ids means nothing)."""
@@ -158,7 +158,7 @@ class AuditStrategy(FedAvg):
             num_samples=torch.tensor([r[4] for r in rows], dtype=torch.float32),
             dispatched=frozenset(r[0] for r in rows if r[1] in self._custom),
         )
-        settled = settle_round(round_, self.max_update_norm, self.transforms)
+        settled = settle_round(round_, self.max_update_norm, self.defense)
         if settled.rejected:  # out of the average and out of the observation, as in FedAvgSimulator
             from mganai.fl.server import warn
 
