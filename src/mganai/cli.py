@@ -99,6 +99,22 @@ def _parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=2, help="ClientApps trained at once (Ray actors of 1 CPU each; default 2)"
     )
     sim.add_argument("--flower-logs", action="store_true", help="show Flower's own INFO logs")
+    sweep = sub.add_parser(
+        "sweep",
+        help="one audit per setting of a grid (noise levels, defenses, FL regimes) and the privacy/utility curves",
+        description="Run one audit per combination of the --vary values (plus an undefended reference) into "
+        "OUT/<setting>/, training the oracle once, then write OUT/sweep.csv, OUT/sweep.png and OUT/compare.html. "
+        "Methods default to mganai-passive,class-gan. Example: --vary defense.name=central-dp,client-dp,local-dp "
+        "--vary defense.dp_noise=0.01,0.03,0.1,0.3,1",
+    )
+    _add_audit_flags(sweep)
+    sweep.add_argument(
+        "--vary",
+        action="append",
+        required=True,
+        metavar="KEY=V1,V2,...",
+        help="a setting (dotted key as in the TOML file) and its values; repeat for a grid",
+    )
     report = sub.add_parser(
         "report",
         help="re-render OUT/report.html from OUT/metrics.json and the saved images (no retraining)",
@@ -432,6 +448,35 @@ def cmd_flower_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from mganai.audit.sweep import SWEEP_METHODS, parse_vary, plan_sweep
+
+    vary = parse_vary(args.vary)
+    if args.methods is None and not (args.config and "methods" in load_toml(args.config).get("attack", {})):
+        args.methods = ",".join(SWEEP_METHODS)
+    base = config_from_args(args)
+    out = Path(base.out)
+    planned = plan_sweep(base, vary, out)  # every setting is validated before anything runs
+    from mganai.device import resolve_device
+
+    resolve_device(base.device)
+    check_out(out, args.overwrite)
+    from mganai.audit import run_audit
+    from mganai.audit.sweep import run_sweep
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    results = run_sweep(planned, out, lambda cfg, where: run_audit(cfg, where), say)
+    for name, m in results:
+        d = m["defense"]
+        eps = "-" if d.get("epsilon") is None else f"{d['epsilon']:.3g}"
+        scores = " ".join(f"{k} joint {v['joint_success']:.3f}" for k, v in (m.get("methods") or {}).items())
+        print(f"{name:<32} eps {eps:>8}  FL {m['fl']['test_accuracy']:.3f}  {scores}")
+    print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.png'} and {out / 'compare.html'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -443,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "compare":
             return cmd_compare(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
     except MganaiError as exc:  # settings, data, checkpoints, run directories: one line, exit 2
         print(f"mganai: error: {exc}", file=sys.stderr)
         return 2

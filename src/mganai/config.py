@@ -67,6 +67,7 @@ class FLConfig:
 
     rounds: int = 40
     local_epochs: int = 2
+    local_steps: int = 0  # cap on a client's local SGD steps per round (0: every batch of local_epochs epochs)
     batch_size: int = 16
     lr: float = 0.05
     momentum: float = 0.9  # local SGD momentum, reset every round
@@ -269,6 +270,7 @@ def _validate_data(d: DataConfig) -> None:
 def _validate_fl(f: FLConfig) -> None:
     _check(f.rounds >= 1, f"fl.rounds must be at least 1, got {f.rounds}")
     _check(f.local_epochs >= 1, f"fl.local_epochs must be at least 1, got {f.local_epochs}")
+    _check(f.local_steps >= 0, f"fl.local_steps must be >= 0 (0: whole epochs), got {f.local_steps}")
     _check(f.batch_size >= 1, f"fl.batch_size must be at least 1, got {f.batch_size}")
     _check(f.lr > 0, f"fl.lr must be > 0, got {f.lr}")
     _check(0.0 <= f.momentum < 1.0, f"fl.momentum must be in [0, 1), got {f.momentum}")

@@ -24,6 +24,8 @@ from mganai.fl.server import FLResult
 
 SAMPLES_SEED_OFFSET = 4242  # the evaluation request's noise: seed + this
 CURVES_SEED_OFFSET = 777  # the curves' small request's noise: seed + this
+# A sweep's judges by (data, seed, oracle settings, device): set to {} by `mganai sweep`, None otherwise.
+ORACLE_CACHE: dict[str, Oracle] | None = None
 
 
 def evaluation_classes(num_classes: int, per_class: int) -> Tensor:
@@ -42,10 +44,15 @@ def prepare_oracle(
     during FL."""
     t1 = time.perf_counter()
     saved = ckpt.saved if ckpt is not None else None
+    key = repr((cfg.data, cfg.seed, cfg.eval.oracle_seed_offset, cfg.eval.oracle_epochs, str(device)))
     if ckpt is not None and saved is not None and "oracle" in saved:
         oracle = ckpt.checked(lambda: restore_oracle(data, saved["oracle"], device))
+    elif ORACLE_CACHE is not None and key in ORACLE_CACHE:  # a sweep: the same data and seed, the same judge
+        oracle = ORACLE_CACHE[key]
     else:
         oracle = train_oracle(data, cfg.seed + cfg.eval.oracle_seed_offset, cfg.eval.oracle_epochs, device=device)
+    if ORACLE_CACHE is not None:
+        ORACLE_CACHE[key] = oracle
     timing["oracle_s"] = time.perf_counter() - t1
     if ckpt is not None:
         ckpt.common["oracle"] = checkpoint.capture(oracle)

@@ -157,7 +157,8 @@ class FedAvgSimulator(Checkpointed):
         sent = {n: torch.stack([(custom.get(k) or self.params)[n] for k in ids]) for n in self.params}
         clients = [self.data.clients[k] for k in ids]
         gens = [client_generator(self.seed, t, k) for k in ids]
-        plan = make_plan([len(c.y_train) for c in clients], self.cfg.batch_size, self.cfg.local_epochs, gens)
+        sizes = [len(c.y_train) for c in clients]
+        plan = make_plan(sizes, self.cfg.batch_size, self.cfg.local_epochs, gens, self.cfg.local_steps)
         xs, ys = [self._train[k][0] for k in ids], [self._train[k][1] for k in ids]
         ends = self.train_step(self.model, sent, xs, ys, plan, self.cfg.lr, self.cfg.momentum)
         counts = torch.tensor([len(c.y_train) for c in clients], dtype=torch.float32)

@@ -94,7 +94,7 @@ def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: Datas
     start = params_from_record(content.array_records["arrays"], device)
     t = _number(content.config_records["config"]["server-round"], int) - 1
     gen = client_generator(cfg.seed, t, client)
-    plan = make_plan([len(own.y_train)], cfg.fl.batch_size, cfg.fl.local_epochs, [gen])
+    plan = make_plan([len(own.y_train)], cfg.fl.batch_size, cfg.fl.local_epochs, [gen], cfg.fl.local_steps)
     stacked = {n: v.unsqueeze(0) for n, v in start.items()}
     x, y = own.x_train.to(device), own.y_train.to(device)
     ends = train_loop(model, stacked, [x], [y], plan, cfg.fl.lr, cfg.fl.momentum)
