@@ -19,7 +19,7 @@ from mganai.io import atomic_write_bytes
 from mganai.report import plots
 from mganai.report.html import data_uri, environment
 from mganai.report.load import RunOutput, is_number, load_run, num_clients
-from mganai.report.tables import COLUMNS, best_marks, fmt, with_derived
+from mganai.report.tables import COLUMNS, best_marks, defense_label, fmt, with_derived
 
 IGNORED_SETTINGS = {"out", "quiet"}  # where a run was written and how chatty it was change no number
 
@@ -70,8 +70,10 @@ def build(outs: Sequence[str | Path]) -> Comparison:
         settings[label] = " ".join(f"{k}={_short(flat.get(k))}" for k in keys)
     rows, methods = [], []
     for label, run in zip(labels, runs):
+        defense = run.metrics.get("defense") or {}
         for name, scores in run.methods.items():
-            rows.append({"run": label, "method": name, **with_derived(scores)})
+            row = {"run": label, "method": name, "defense": defense_label(run.metrics)}
+            rows.append({**row, "epsilon": defense.get("epsilon"), **with_derived(scores)})
             if name not in methods:
                 methods.append(name)
     return Comparison(runs, labels, settings, rows, methods)
@@ -100,11 +102,12 @@ def summary_rows(cmp: Comparison) -> list[dict[str, Any]]:
 def text_table(cmp: Comparison) -> str:
     """The table for the terminal."""
     width = max([len(label) for label in cmp.labels] + [len("mean of 99 runs")]) + 2
-    head = f"{'run':<{width}}{'method':<17}" + "".join(f"{c.short:>12}" for c in COLUMNS)
+    dwidth = max([len(r["defense"]) for r in cmp.rows] + [len("defense")]) + 2
+    head = f"{'run':<{width}}{'method':<17}" + "".join(f"{c.short:>12}" for c in COLUMNS) + f"  {'defense'}"
     lines = [head]
     for r in cmp.rows + summary_rows(cmp):
         cells = "".join(f"{fmt(r.get(c.key), c.kind):>12}" for c in COLUMNS)
-        lines.append(f"{r['run']:<{width}}{r['method']:<17}{cells}")
+        lines.append(f"{r['run']:<{width}}{r['method']:<17}{cells}  {r.get('defense', ''):<{dwidth}}".rstrip())
     if len(lines) == 1:
         lines.append("(no attack methods in these runs)")
     return "\n".join(lines)
@@ -112,7 +115,7 @@ def text_table(cmp: Comparison) -> str:
 
 def comparison_csv(cmp: Comparison) -> bytes:
     buf = io.StringIO()
-    fields = ["run", "settings", "method", *(c.key for c in COLUMNS)]
+    fields = ["run", "settings", "method", "defense", "epsilon", *(c.key for c in COLUMNS)]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     for r in cmp.rows:
@@ -137,7 +140,7 @@ def write_comparison(outs: Sequence[str | Path], dest: str | Path) -> tuple[Comp
             marks=marks,
             summary=summary_rows(cmp),
             plot=data_uri(png),
-            fl=[(label, run.metrics["fl"]) for label, run in zip(cmp.labels, cmp.runs)],
+            fl=[(label, run.metrics["fl"], defense_label(run.metrics)) for label, run in zip(cmp.labels, cmp.runs)],
         )
     )
     atomic_write_bytes(dest / "compare.csv", comparison_csv(cmp))
