@@ -231,3 +231,35 @@ def test_flower_sim_refuses_a_defense_flower_cannot_run(tmp_path):
     code, _, err = run_cli(["flower-sim", "--out", str(out), "--defense", "shuffle", "--methods", "mganai-passive"])
     assert code == 2 and err.count("\n") == 1 and "no Flower implementation" in err
     assert not out.exists()
+
+
+def test_flower_local_dp_mod_is_given_parameters_that_make_its_noise_sigma_c():
+    pytest.importorskip("flwr")
+    from flwr.clientapp.mod import LocalDpMod, fixedclipping_mod
+
+    from mganai.flower.defenses import client_mods
+
+    cfg = build_config(overrides={"defense.name": "local-dp", "defense.dp_noise": 0.3, "defense.dp_clip": 2.0})
+    mods = client_mods(cfg, num_clients=10)
+    mod = mods[-1]
+    assert isinstance(mod, LocalDpMod) and mod.clipping_norm == 2.0 and mod.delta == pytest.approx(0.01)
+    assert mod.sensitivity * math.sqrt(2 * math.log(1.25 / mod.delta)) / mod.epsilon == pytest.approx(0.6)
+    client = build_config(overrides={"defense.name": "client-dp", "attack.methods": "mganai-passive"})
+    assert client_mods(client, 10) == [fixedclipping_mod]
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("name", ["client-dp", "central-dp", "local-dp"])
+def test_flower_dp_components_clip_like_the_simulator(tmp_path, name):
+    """Without noise (σ = 0) Flower's clipping (mod, wrapper) and the simulator's give the same FL, round by round."""
+    pytest.importorskip("flwr")
+    import json
+
+    config = tmp_path / "c.toml"
+    config.write_text("seed = 3\n[data]\nclients = 3\n[fl]\nrounds = 2\nbatch_size = 32\nlocal_epochs = 1\n")
+    common = ["--config", str(config), "--methods", "none", "--quiet", "--defense", name, "--dp-noise", "0"]
+    common += ["--dp-clip", "0.5"]
+    assert run_cli(["flower-sim", *common, "--out", str(tmp_path / "f")])[0] == 0
+    assert run_cli(["run", *common, "--engine", "loop", "--out", str(tmp_path / "s")])[0] == 0
+    flower, sim = (json.loads((tmp_path / d / "metrics.json").read_text())["fl"] for d in ("f", "s"))
+    assert flower["test_accuracy_per_round"] == pytest.approx(sim["test_accuracy_per_round"], abs=1e-9)

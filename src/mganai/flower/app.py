@@ -38,6 +38,7 @@ from mganai.fl.model import Params, SharedCNN, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.server import FLResult, accuracy
 from mganai.fl.settle import DefenseSteps
+from mganai.flower.defenses import client_mods, server_steps, wrap_strategy
 from mganai.flower.strategy import CLIENT_KEY, AuditStrategy, accuracy_fn, params_from_record, record_from_params
 
 ROUND_TIMEOUT_S = 600.0  # longest wait for a round's replies
@@ -108,7 +109,7 @@ def make_client_app(cfg: RunConfig | None = None, dataset: DatasetFn = cached_da
     `dataset` loads the federation from the config (per process, so it should cache;
     bench/throughput.py passes a larger, resampled one).
     """
-    app = ClientApp()
+    app = ClientApp(mods=client_mods(cfg, client_count(cfg.data, cfg.seed)) if cfg else [])
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
@@ -140,29 +141,31 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         device = params_device(init)  # where run_audit put the model: the attack computes there
         x_test, y_test = (t.to(device) for t in data.heldout()[:2])
         n = data.num_clients
-        strategy = AuditStrategy(
+        audit = AuditStrategy(
             observers,
             dispatcher,
             node_to_client=known,
             max_update_norm=cfg.fl.max_update_norm,
+            defense=server_steps(cfg),
             fraction_train=cfg.fl.client_fraction,
             fraction_evaluate=0.0,  # the server scores the shared model on held-out data itself
             min_train_nodes=max(1, round(cfg.fl.client_fraction * n)),
             min_available_nodes=n,  # start once every client's node is connected
             device=device,
         )
-        result = strategy.start(
+        sampled = max(1, round(cfg.fl.client_fraction * n))
+        result = wrap_strategy(cfg, audit, sampled).start(
             grid,
             record_from_params(init),
             num_rounds=cfg.fl.rounds,
             timeout=timeout,
             evaluate_fn=accuracy_fn(lambda p: accuracy(model, p, x_test, y_test), on_round, device),
         )
-        known.update(strategy.node_to_client)
+        known.update(audit.node_to_client)
         final = params_from_record(result.arrays, device) if len(result.arrays) else dict(init)
         accs = [_number(result.evaluate_metrics_serverapp[r]["accuracy"], float) for r in range(1, cfg.fl.rounds + 1)]
         return FLResult(
-            final_params=final, test_accuracy=accs, participants=strategy.participants, rejected=strategy.rejected
+            final_params=final, test_accuracy=accs, participants=audit.participants, rejected=audit.rejected
         )
 
     return run

@@ -22,6 +22,7 @@ at `attack.start_round`, default 5).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from logging import WARNING
 from typing import Any
 
@@ -89,6 +90,8 @@ class AuditStrategy(FedAvg):
         self.rejected: list[dict[str, Any]] = []
         self.device = torch.device(device)
         self.defense = defense  # what a defense does to each round's accepted updates (`settle_round`)
+        # central DP: the replies as received, before Flower's server-side wrapper clipped them (node -> record)
+        self.raw_records: dict[int, ArrayRecord] | None = None
 
     def _aggregate_metrics(self, records: list[RecordDict], weighted_by_key: str) -> MetricRecord:
         """FedAvg's weighted metric average, minus the client id (an average of ids means nothing)."""
@@ -158,7 +161,15 @@ class AuditStrategy(FedAvg):
             num_samples=torch.tensor([r[4] for r in rows], dtype=torch.float32),
             dispatched=frozenset(r[0] for r in rows if r[1] in self._custom),
         )
-        settled = settle_round(round_, self.max_update_norm, self.defense)
+        defense = self.defense
+        if self.raw_records is not None:  # the server saw the raw replies; it averages the ones Flower clipped
+            from mganai.flower.defenses import with_updates_of
+
+            raw = [params_from_record(self.raw_records[r[1]], self.device) for r in rows]
+            clipped = round_
+            round_ = replace(round_, updates={n: torch.stack([e[n] - s[n] for e, s in zip(raw, sent)]) for n in names})
+            defense = replace(defense, server=(with_updates_of(clipped), *defense.server))
+        settled = settle_round(round_, self.max_update_norm, defense)
         if settled.rejected:  # out of the average and out of the observation, as in FedAvgSimulator
             from mganai.fl.server import warn
 
