@@ -11,7 +11,7 @@ import torch
 from tests.tinyrun import TINY_AUDIT, run_cli
 
 from mganai.attack.linkability import AggregateAsVictim, Relinker, linkage_accuracy
-from mganai.config import DefenseConfig, build_config
+from mganai.config import ConfigError, DefenseConfig, build_config
 from mganai.fl.accounting import privacy, rdp_epsilon
 from mganai.fl.aggregate import apply_update, weighted_mean
 from mganai.fl.defenses import (
@@ -263,3 +263,25 @@ def test_flower_dp_components_clip_like_the_simulator(tmp_path, name):
     assert run_cli(["run", *common, "--engine", "loop", "--out", str(tmp_path / "s")])[0] == 0
     flower, sim = (json.loads((tmp_path / d / "metrics.json").read_text())["fl"] for d in ("f", "s"))
     assert flower["test_accuracy_per_round"] == pytest.approx(sim["test_accuracy_per_round"], abs=1e-9)
+
+
+def test_a_sweep_plans_one_audit_per_grid_point_with_an_undefended_reference_and_no_duplicates(tmp_path):
+    from mganai.audit.sweep import parse_vary, plan_sweep
+
+    base = build_config(overrides={"attack.methods": "mganai-passive"})
+    vary = parse_vary(["defense.name=central-dp,secagg", "defense.dp_noise=0.1,1"])
+    planned = plan_sweep(base, vary, tmp_path)
+    names = [n for n, _ in planned]
+    assert names == ["none", "central-dp_dp_noise0.1", "central-dp_dp_noise1", "secagg"]  # secagg once: no DP
+    cfgs = dict(planned)
+    assert cfgs["central-dp_dp_noise0.1"].defense.dp_noise == 0.1 and cfgs["none"].defense.name == "none"
+    assert cfgs["secagg"].out == str(tmp_path / "secagg")
+    # an undefended grid is its own reference
+    assert [n for n, _ in plan_sweep(base, parse_vary(["fl.local_steps=1,0"]), tmp_path)] == [
+        "local_steps1",
+        "local_steps0",
+    ]
+    with pytest.raises(ConfigError):
+        plan_sweep(base, parse_vary(["defense.dp_noise=-1"]), tmp_path)  # every point validated before any runs
+    with pytest.raises(ConfigError):
+        parse_vary(["defense.dp_noise"])
