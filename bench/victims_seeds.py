@@ -1,7 +1,8 @@
 """Benchmark: do the results hold for other victims and seeds?
 
 Runs the default audit for every (victim, seed) pair and prints, per method, the
-mean and standard deviation of joint success, identity rate and class accuracy.
+mean and standard deviation of the identity advantage, joint success, identity
+rate, class accuracy, data-like share and NN-SSIM.
 
     .venv/bin/python bench/victims_seeds.py --victims 0,3,7 --seeds 0,1,2 [extra flags]
 """
@@ -17,7 +18,15 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-KEYS = ("joint_success", "victim_identity_rate", "class_accuracy", "nn_ssim_victim", "nn_ssim_others")
+KEYS = (
+    "identity_advantage",
+    "joint_success",
+    "victim_identity_rate",
+    "class_accuracy",
+    "data_like_rate",
+    "nn_ssim_victim",
+    "nn_ssim_others",
+)
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ CPU cores: 4 clients at 16x16, and for FL tests a few dozen samples per client.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -17,6 +19,9 @@ from mganai.fl.model import Params, SharedCNN, params_of, seeded
 # Intra-op threads spin-wait: with two threads on two cores shared with any other
 # process, a tiny conv step can run 50x slower. One thread keeps the suite fast and steady.
 torch.set_num_threads(1)
+# And one computation at a time: a run's default `threads` (0) follows OMP_NUM_THREADS, so in-process audits
+# run their traces one after the other unless a test asks for `threads = 2`; subprocesses inherit it.
+os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="module", autouse=True)

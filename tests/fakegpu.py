@@ -179,8 +179,8 @@ def main(out: str) -> None:
     del canary
     caught = sum(PROBLEMS.values())
     PROBLEMS.clear()
-    cfg = build_config(tomllib.loads(TINY_AUDIT), {"device": "cuda", "out": out, "quiet": True})
-    torch.set_num_threads(2)  # the side-by-side path, with the GANs on threads of their own
+    # threads 2: the side-by-side path, with the GANs on threads of their own
+    cfg = build_config(tomllib.loads(TINY_AUDIT), {"device": "cuda", "out": out, "quiet": True, "threads": 2})
     metrics = mganai.audit.run_audit(cfg, Path(out))
     print(
         json.dumps(

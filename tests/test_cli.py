@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
@@ -13,16 +11,14 @@ from pathlib import Path
 import pytest
 
 from mganai.cli import main
+from mganai.methods import ALL_METHODS
+from tinyrun import run_cli
 
 FLAGS = ("--dataset", "--clients", "--victim", "--rounds", "--seed", "--out", "--config", "--methods", "--quiet")
 RUN = ["run", "--rounds", "2", "--clients", "3", "--methods", "none", "--quiet"]
 
 
-def _run(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
+_run = run_cli  # in this process, argparse's exits included
 
 
 def _metrics(out: Path) -> dict:
@@ -175,7 +171,9 @@ def test_flower_sim_without_flower_is_one_error_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(flower, "flower_available", lambda: False)
     out = tmp_path / "out"
-    code, stdout, stderr = _run(["flower-sim", "--clients", "3", "--rounds", "1", "--quiet", "--out", str(out)])
+    code, stdout, stderr = _run(
+        ["flower-sim", "--clients", "3", "--rounds", "1", "--methods", "none", "--quiet", "--out", str(out)]
+    )
     assert code == 2 and stdout == ""
     assert stderr.strip().splitlines() == [f"mganai: error: {flower.FLOWER_MISSING}"]
     assert not out.exists()
@@ -184,3 +182,99 @@ def test_flower_sim_without_flower_is_one_error_line(tmp_path, monkeypatch):
 def test_flower_sim_bad_workers_is_one_error_line(tmp_path):
     code, _, stderr = _run(["flower-sim", "--workers", "0", "--quiet", "--out", str(tmp_path / "out")])
     assert code == 2 and stderr.strip().splitlines() == ["mganai: error: --workers must be at least 1, got 0"]
+
+
+# --- issue 25: what a new user trips over ----------------------------------------------------------
+
+
+def test_version_prints_the_package_version(capsys):
+    import mganai
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0 and capsys.readouterr().out == f"mganai {mganai.__version__}\n"
+
+
+@pytest.mark.parametrize("flag", ["--round", "--roun", "--method", "--qui"])
+def test_abbreviated_flags_are_refused_not_guessed(tmp_path, flag):
+    code, stdout, stderr = _run(["run", *RUN[1:], flag, "6", "--out", str(tmp_path / "out")])
+    assert code == 2 and stdout == ""
+    assert stderr.strip().splitlines() == [f"mganai: error: unrecognized arguments: {flag} 6 (see 'mganai run --help')"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["run", "--bogus"], "mganai run --help"),
+        (["compare", "a", "--bogus"], "mganai compare --help"),
+        (["--bogus", "report", "a"], "mganai --help"),
+    ],
+)
+def test_an_unknown_flag_points_to_the_help_of_the_command_it_follows(argv, hint):
+    code, _, stderr = _run(argv)
+    assert code == 2 and stderr.strip().splitlines() == [
+        f"mganai: error: unrecognized arguments: --bogus (see '{hint}')"
+    ]
+
+
+@pytest.mark.parametrize("rounds", ["3", "5"])
+def test_a_run_too_short_for_the_attack_is_refused_in_one_line(tmp_path, rounds):
+    """attack.start_round is 5: rounds 1-5 feed no attack, so such a run would report 0.000 for every method."""
+    out = tmp_path / "out"
+    code, stdout, stderr = _run(["run", "--rounds", rounds, "--clients", "3", "--quiet", "--out", str(out)])
+    assert code == 2 and stdout == "" and not out.exists()
+    (line,) = stderr.strip().splitlines()
+    assert line.startswith(f"mganai: error: fl.rounds ({rounds}) must be more than attack.start_round (5)")
+    assert "at least 6 rounds" in line
+
+
+def test_a_finished_run_directory_does_not_suggest_resume(basic_run):
+    _, _, out = basic_run
+    code, _, stderr = _run([*RUN, "--out", str(out)])
+    assert code == 2 and "--overwrite" in stderr and "--resume" not in stderr and "finished run" in stderr
+
+
+def test_flower_sim_has_no_engine_flag_and_refuses_resume_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["flower-sim", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--engine {vmap,loop}" not in help_text and "--dropout" in help_text and "--max-update-norm" in help_text
+    code, _, stderr = _run(["flower-sim", "--engine", "loop", "--out", str(tmp_path / "a")])
+    assert code == 2 and "see 'mganai flower-sim --help'" in stderr
+    for flag, value in (("--resume", str(tmp_path)), ("--checkpoint-every", "2")):
+        code, _, stderr = _run(["flower-sim", flag, value, "--out", str(tmp_path / "b")])
+        (line,) = stderr.strip().splitlines()
+        assert code == 2 and line.startswith(f"mganai: error: {flag} is not available in flower-sim")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.slow
+def test_quick_preset_runs_every_stage_in_seconds_and_says_it_is_a_smoke_run(tmp_path):
+    out = tmp_path / "quick"
+    code, stdout, stderr = _run(["run", "--quick", "--out", str(out)])
+    assert code == 0, stderr
+    m = _metrics(out)
+    assert m["smoke_run"] is True and m["config"]["preset"] == "quick"
+    assert m["config"]["fl"]["rounds"] == 6 and m["config"]["eval"]["oracle_epochs"] == 3
+    assert set(m["methods"]) == set(ALL_METHODS)  # every method, so both FL traces ran
+    stages = {"data_s", "oracle_s", "fl_and_passive_attacks_s", "fl_and_active_attack_s", "curves_s", "evaluation_s"}
+    assert stages <= set(m["timing"])
+    assert len(m["fl"]["active_test_accuracy_per_round"]) == 6
+    for name in ALL_METHODS:
+        assert (out / f"{name}.png").stat().st_size > 0
+    assert (out / "curves.csv").read_text().count("\n") > len(ALL_METHODS)
+    assert "smoke run (--quick)" in (out / "report.html").read_text()
+    assert stdout.startswith("SMOKE RUN (--quick)")
+    progress = [line for line in stderr.splitlines() if line.startswith("mganai: ")]
+    for phase in ("data:", "oracle: training", "oracle: done", "FL + attacks: 6 rounds", "evaluation: done"):
+        assert any(line.startswith(f"mganai: {phase}") for line in progress), phase
+    code, _, stderr = _run(["run", "--quick", "--quiet", "--methods", "none", "--out", str(tmp_path / "q")])
+    assert code == 0 and stderr == ""  # --quiet: no progress lines
+
+
+def test_a_flag_overrides_the_quick_preset():
+    from mganai.config import build_config
+
+    cfg = build_config({"fl": {"rounds": 9}}, {"preset": "quick", "data.clients": 5})
+    assert (cfg.data.clients, cfg.fl.rounds, cfg.eval.oracle_epochs) == (5, 9, 3)  # flag, file, preset

@@ -30,7 +30,7 @@ def test_file_values_are_applied_per_section():
 
 def test_flag_overrides_beat_file_values():
     cfg = build_config(
-        {"seed": 4, "data": {"clients": 5}, "fl": {"rounds": 7, "lr": 0.2}},
+        {"seed": 4, "data": {"clients": 5}, "fl": {"rounds": 7, "lr": 0.2}, "attack": {"start_round": 1}},
         {"fl.rounds": 2, "seed": 9, "attack.victim": 4},
     )
     assert cfg.fl.rounds == 2 and cfg.seed == 9 and cfg.attack.victim == 4
@@ -46,7 +46,7 @@ def test_methods_accept_a_comma_separated_string():
 
 
 def test_to_dict_round_trips_through_build_config():
-    cfg = build_config({"seed": 2, "data": {"clients": 3}}, {"fl.rounds": 2})
+    cfg = build_config({"seed": 2, "data": {"clients": 3}, "attack": {"methods": ["none"]}}, {"fl.rounds": 2})
     assert build_config(cfg.to_dict()) == cfg
 
 
@@ -144,3 +144,48 @@ def test_load_toml_non_utf8_file_is_a_config_error(tmp_path):
     path.write_bytes('name = "caf\xe9"\n'.encode("latin-1"))
     with pytest.raises(ConfigError):
         load_toml(path)
+
+
+# --- the settings file `mganai config` prints and docs/usage.md embeds ---------------------------------
+
+
+def test_the_settings_file_lists_every_key_and_loads_back_to_the_same_settings():
+    import dataclasses
+    import tomllib
+
+    from mganai.config import SECTIONS, RunConfig
+    from mganai.settings import settings_toml
+
+    text = settings_toml()
+    values = tomllib.loads(text)
+    assert build_config(values) == RunConfig()
+    top = [f.name for f in dataclasses.fields(RunConfig) if f.name not in SECTIONS]
+    assert list(values) == [*top, *SECTIONS]
+    for name, cls in SECTIONS.items():
+        assert list(values[name]) == [f.name for f in dataclasses.fields(cls)], name
+    assert "start_round = 5  # first round whose updates feed the attack" in text  # config.py's own comment
+    quick = build_config(overrides={"preset": "quick", "fl.rounds": 8})
+    assert build_config(tomllib.loads(settings_toml(quick))) == quick
+    assert "rounds = 8  # must be more than attack.start_round when an attack runs; default 40" in settings_toml(quick)
+
+
+def test_docs_usage_embeds_the_generated_settings():
+    from pathlib import Path
+
+    from mganai.settings import doc_block, embedded
+
+    usage = Path(__file__).resolve().parents[1] / "docs" / "usage.md"
+    assert embedded(usage.read_text(encoding="utf-8")) == doc_block(), (
+        "docs/usage.md's settings are out of date: run `python -m mganai.settings docs/usage.md`"
+    )
+
+
+def test_mganai_config_prints_the_settings_with_the_flags_applied():
+    import tomllib
+
+    from tinyrun import run_cli
+
+    code, stdout, _ = run_cli(["config", "--quick", "--victim", "2"])
+    assert code == 0
+    values = tomllib.loads(stdout)
+    assert values["preset"] == "quick" and values["attack"]["victim"] == 2 and values["fl"]["rounds"] == 6

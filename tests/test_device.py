@@ -81,7 +81,9 @@ def test_cuda_runs_deterministic_kernels_where_torch_has_them(one_gpu, monkeypat
 
 def test_run_on_a_missing_gpu_is_one_line_and_writes_nothing(no_cuda, tmp_path):
     out = tmp_path / "out"
-    code, _, err = run_cli(["run", "--device", "cuda", "--rounds", "1", "--clients", "2", "--out", str(out)])
+    code, _, err = run_cli(
+        ["run", "--device", "cuda", "--rounds", "1", "--clients", "2", "--methods", "none", "--out", str(out)]
+    )
     assert code == 2 and "Traceback" not in err
     assert err.strip() == "mganai: error: device 'cuda': torch sees no CUDA GPU here (use --device cpu or auto)"
     assert not out.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from mganai.fl.aggregate import apply_update, weighted_mean
 from mganai.fl.client import client_generator, make_plan, sgd_step, stacked_grads, train_loop, train_vmap, weighted_loss
 from mganai.fl.model import FinalPool, Params, SharedCNN, params_of, seeded
 from mganai.fl.observers import RoundObservation
+from mganai.fl.recipe import LocalRecipe, local_recipe, round_lr
 from mganai.fl.server import FedAvgSimulator, sample_clients
 
 
@@ -73,7 +75,7 @@ def _train_alone(model, data, client: int, start: Params, cfg, seed: int, round_
     """What client `client` returns when it trains alone from `start`: the reference for its update."""
     c = data.clients[client]
     plan = make_plan([len(c.y_train)], cfg.batch_size, cfg.local_epochs, [client_generator(seed, round_, client)])
-    end = train_loop(model, _stack(start), [c.x_train], [c.y_train], plan, cfg.lr, cfg.momentum)
+    end = train_loop(model, _stack(start), [c.x_train], [c.y_train], plan, round_lr(cfg, round_), cfg.momentum)
     return {k: end[k][0] - start[k] for k in start}
 
 
@@ -243,6 +245,43 @@ def test_mutating_observer_cannot_move_a_shared_model_nobody_updated(model, init
     _, result = _simulate(model, init_params, small_fed, fl_cfg, observers=[Vandal()], dispatcher=everyone)
     for name in init_params:
         assert torch.equal(result.final_params[name], init_params[name]), name
+
+
+# --- the local training recipe: the learning rate's schedule --------------------------------------
+
+
+def test_cosine_schedule_gives_each_round_its_learning_rate(fl_cfg):
+    cfg = dataclasses.replace(fl_cfg, rounds=40, lr=0.1, lr_schedule="cosine", lr_min_ratio=0.05)
+    lrs = [round_lr(cfg, t) for t in range(cfg.rounds)]
+    assert lrs[0] == 0.1  # the first round trains at fl.lr
+    assert lrs[20] == pytest.approx(0.1 * (0.05 + 0.95 * 0.5))  # half-way: half-way between lr and r * lr
+    assert lrs[10] == pytest.approx(0.1 * (0.05 + 0.95 * 0.5 * (1 + 2**-0.5)))
+    assert all(a > b for a, b in itertools.pairwise(lrs))  # decays every round
+    assert 0.005 < lrs[-1] < 0.0052  # the last round approaches r * lr from above
+    constant = dataclasses.replace(cfg, lr_schedule="constant")
+    assert {round_lr(constant, t) for t in range(cfg.rounds)} == {0.1}
+    assert local_recipe(cfg, 20) == LocalRecipe(lrs[20], cfg.momentum, cfg.local_epochs, cfg.batch_size)
+
+
+@pytest.mark.parametrize("engine", ["loop", "vmap"])
+def test_each_round_trains_with_its_scheduled_rate_and_the_attack_sees_that_recipe(
+    model, init_params, small_fed, fl_cfg, monkeypatch, engine
+):
+    import mganai.fl.server as server
+
+    seen_lrs: list[float] = []
+    real = server.ENGINES[engine]
+
+    def spy(model, start, xs, ys, plan, lr, momentum):
+        seen_lrs.append(lr)
+        return real(model, start, xs, ys, plan, lr, momentum)
+
+    monkeypatch.setitem(server.ENGINES, engine, spy)
+    cfg = dataclasses.replace(fl_cfg, rounds=4, engine=engine, lr=0.2, lr_schedule="cosine", lr_min_ratio=0.1)
+    rec = Recorder()
+    _simulate(model, init_params, small_fed, cfg, observers=[rec])
+    assert seen_lrs == [round_lr(cfg, t) for t in range(4)] and len(set(seen_lrs)) == 4
+    assert [obs.recipe for obs in rec.rounds] == [local_recipe(cfg, t) for t in range(4)]
 
 
 # --- client engines ------------------------------------------------------------------------------

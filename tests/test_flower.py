@@ -67,6 +67,18 @@ def task_identity(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(TaskIdentity, name, 1)
 
 
+def _fl_task(rounds: int, seed: int = 0, settings: dict | None = None) -> tuple:
+    """FL only (the strategy tests drive it by hand): 3 clients, one local epoch, the loop engine; the config,
+    data, model and initial weights."""
+    overrides = {"data.clients": 3, "fl.rounds": rounds, "fl.local_epochs": 1, "fl.engine": "loop", "seed": seed}
+    cfg = build_config({}, {**overrides, "attack.methods": "none", **(settings or {})})
+    data = load_dataset(cfg.data, cfg.seed)
+    shape = data.image_shape
+    model = SharedCNN(shape[0], data.num_classes, shape[1])
+    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    return cfg, data, model, init
+
+
 def _flower_rounds(cfg, strategy: AuditStrategy, init, client_of: dict[int, int], rounds: int):
     """Drive the strategy by hand: configure, let each 'ClientApp' (train_reply) answer, aggregate."""
     arrays = record_from_params(init)
@@ -83,11 +95,7 @@ def _flower_rounds(cfg, strategy: AuditStrategy, init, client_of: dict[int, int]
 
 
 def test_strategy_shows_the_simulators_rounds_and_isolates_the_victim(task_identity) -> None:
-    cfg = build_config({}, {"data.clients": 3, "fl.rounds": 3, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 3})
-    data = load_dataset(cfg.data, cfg.seed)
-    shape = data.image_shape
-    model = SharedCNN(shape[0], data.num_classes, shape[1])
-    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    cfg, data, model, init = _fl_task(3, seed=3)
     victim = 1
 
     sim_seen = Recorder()
@@ -122,6 +130,67 @@ def test_strategy_shows_the_simulators_rounds_and_isolates_the_victim(task_ident
     )
 
 
+def test_clients_train_with_the_scheduled_recipe_the_server_sent_as_in_the_simulator(task_identity) -> None:
+    """The cosine schedule in both runtimes: the strategy sends each round's recipe, the ClientApp trains with it
+    (even one whose own settings say otherwise), and FL and the observations equal the simulator's bit for bit."""
+    import dataclasses
+
+    from mganai.fl.recipe import local_recipe
+
+    over = {
+        "data.clients": 3,
+        "fl.rounds": 3,
+        "fl.local_epochs": 1,
+        "fl.engine": "loop",
+        "seed": 4,
+        "attack.methods": "none",
+    }
+    cfg = build_config({}, {**over, "fl.lr": 0.2, "fl.lr_schedule": "cosine", "fl.lr_min_ratio": 0.1})
+    data = load_dataset(cfg.data, cfg.seed)
+    shape = data.image_shape
+    model = SharedCNN(shape[0], data.num_classes, shape[1])
+    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    sim_seen = Recorder()
+    sim_final = FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers=[sim_seen]).run().final_params
+
+    fl_seen = Recorder()
+    strategy = AuditStrategy(
+        [fl_seen], fraction_evaluate=0.0, min_available_nodes=3, recipe=lambda t: local_recipe(cfg.fl, t)
+    )
+    client_cfg = dataclasses.replace(cfg, fl=dataclasses.replace(cfg.fl, lr=0.05, lr_schedule="constant"))
+    fl_final, sent = _flower_rounds(client_cfg, strategy, init, {7: 0, 8: 1, 9: 2}, cfg.fl.rounds)
+
+    assert [float(sent[t][7]["config"]["lr"]) for t in range(3)] == [local_recipe(cfg.fl, t).lr for t in range(3)]
+    assert (
+        [o.recipe for o in fl_seen.seen]
+        == [o.recipe for o in sim_seen.seen]
+        == [local_recipe(cfg.fl, t) for t in range(3)]
+    )
+    for a, b in zip(fl_seen.seen, sim_seen.seen):
+        for n in b.updates:
+            assert torch.equal(a.updates[n], b.updates[n]), n
+    for n in sim_final:
+        assert torch.equal(fl_final[n], sim_final[n]), n
+
+
+def test_strategy_drops_the_clients_the_simulator_drops(task_identity) -> None:
+    """--dropout in flower-sim: the same seeded draws leave out the same replies, so FL is the simulator's."""
+    cfg, data, model, init = _fl_task(4, settings={"fl.dropout": 0.4})
+    sim = FedAvgSimulator(model, init, data, cfg.fl, cfg.seed)
+    expected = sim.run()
+
+    strategy = AuditStrategy(
+        fraction_evaluate=0.0, min_available_nodes=3, dropout=cfg.fl.dropout, num_clients=3, seed=cfg.seed
+    )
+    final, _ = _flower_rounds(cfg, strategy, init, {501: 2, 502: 0, 503: 1}, cfg.fl.rounds)
+
+    assert expected.dropped and len(expected.dropped) < 3 * cfg.fl.rounds  # some clients dropped, not all
+    assert strategy.dropped == expected.dropped
+    assert strategy.participants == expected.participants
+    for n in expected.final_params:
+        assert torch.equal(final[n], expected.final_params[n]), n
+
+
 def test_strategy_refuses_replies_without_a_client_id(task_identity) -> None:
     cfg = build_config({}, {"data.clients": 2, "fl.local_epochs": 1})
     data = load_dataset(cfg.data, cfg.seed)
@@ -154,10 +223,7 @@ def test_a_client_without_the_servers_gpu_trains_on_its_cpu(task_identity, monke
 
 def test_strategy_rejects_a_nan_reply_like_the_simulator(task_identity, capsys) -> None:
     """A client whose reply holds NaN is logged and left out of the average and out of what the attack sees."""
-    cfg = build_config({}, {"data.clients": 3, "fl.rounds": 2, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 3})
-    data = load_dataset(cfg.data, cfg.seed)
-    shape = data.image_shape
-    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    cfg, _, _, init = _fl_task(2, seed=3)
     seen = Recorder()
     strategy = AuditStrategy(
         [seen], fraction_evaluate=0.0, min_available_nodes=3, max_update_norm=cfg.fl.max_update_norm
@@ -239,6 +305,24 @@ def test_flower_sim_writes_the_same_audit_as_the_simulator(tmp_path: Path, capsy
     assert "FL test accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.ray
+@pytest.mark.subprocess
+def test_quiet_flower_sim_prints_only_the_summary(tmp_path: Path) -> None:
+    """No Flower deprecation note, no 'fraction_evaluate is set to 0.0', no Ray FutureWarning, no actor lines."""
+    out = tmp_path / "out"
+    args = ["flower-sim", "--clients", "3", "--rounds", "2", "--methods", "none", "--quiet", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "mganai", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr == ""
+    assert done.stdout.splitlines()[-1] == f"wrote {out / 'metrics.json'} and {out / 'report.html'}"
+
+
 @pytest.mark.loopback
 @pytest.mark.subprocess
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the loopback script finds processes through /proc")
@@ -291,11 +375,7 @@ def test_both_runtimes_settle_every_round_through_the_one_function(task_identity
     sim_log, fl_log = [], []
     monkeypatch.setattr(server_module, "settle_round", spy(sim_log))
     monkeypatch.setattr(strategy_module, "settle_round", spy(fl_log))
-    cfg = build_config({}, {"data.clients": 3, "fl.rounds": 3, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 5})
-    data = load_dataset(cfg.data, cfg.seed)
-    shape = data.image_shape
-    model = SharedCNN(shape[0], data.num_classes, shape[1])
-    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    cfg, data, model, init = _fl_task(3, seed=5)
     sim_iso = VictimIsolation(2, start_round=1)
     FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers=[sim_iso], dispatcher=sim_iso).run()
     fl_iso = VictimIsolation(2, start_round=1)

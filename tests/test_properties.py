@@ -101,6 +101,10 @@ INVALID = {
     "attack.inversion_steps": NEG_OR_ZERO,
     "seed": st.integers(min_value=2**31, max_value=2**63 - 1) | st.integers(min_value=-(2**63), max_value=-1),
     "eval.oracle_epochs": NEG_OR_ZERO,
+    "data.public_clients": st.integers(min_value=9, max_value=2**63 - 1)
+    | st.integers(min_value=-(2**63), max_value=-1),
+    "fl.lr_min_ratio": st.floats(min_value=1.0, exclude_min=True) | st.floats(max_value=-1e-9),
+    "fl.lr_schedule": TEXT.filter(lambda s: s not in ("constant", "cosine")),
 }
 WRONG_TYPE = st.sampled_from(["data.clients", "fl.rounds", "fl.lr", "seed", "data.user_styles", "fl.engine"])
 
@@ -153,6 +157,7 @@ FLAG_VALUES = {
     ),
     "--victim": st.integers(min_value=10).map(str),
     "--checkpoint-every": st.integers(max_value=-1).map(str),
+    "--public-clients": st.integers(min_value=9).map(str) | st.integers(max_value=-1).map(str),
 }
 
 

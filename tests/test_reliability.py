@@ -152,11 +152,11 @@ def test_audit_with_a_nan_client_and_dropouts_counts_them_and_stays_finite(tmp_p
 
     Only the client's update is broken (its data stays clean for the oracle and the metrics): a test hook in
     the training engine turns that client's trained model into NaN."""
-    import mganai.audit.run as audit
+    import mganai.data.public as loading
     import mganai.fl.server as server
 
     (tmp_path / "tiny.toml").write_text(TINY.replace("clients = 3", "clients = 4").replace("rounds = 4", "rounds = 5"))
-    real_load, broken = audit.load_dataset, []
+    real_load, broken = loading.load_dataset, []
 
     def load(cfg, seed):
         data = real_load(cfg, seed)
@@ -171,7 +171,7 @@ def test_audit_with_a_nan_client_and_dropouts_counts_them_and_stays_finite(tmp_p
 
         return train
 
-    monkeypatch.setattr(audit, "load_dataset", load)
+    monkeypatch.setattr(loading, "load_dataset", load)
     monkeypatch.setattr(server, "ENGINES", {k: faulty(v) for k, v in server.ENGINES.items()})
     out = tmp_path / "out"
     code, stdout, err = run_cli(
@@ -248,6 +248,21 @@ def test_a_write_killed_midway_leaves_the_old_file_whole(tmp_path, monkeypatch):
         write_json(path, {"new": True})
     assert json.loads(path.read_text()) == {"old": True}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_outputs_get_the_mode_the_umask_allows(tmp_path, mask):
+    """A report must be shareable as written: 0666 minus the umask, like any new file (mkstemp alone gives 0600)."""
+    out = tmp_path / "out"
+    old = os.umask(mask)
+    try:
+        code, _, err = run_cli([*FL_ONLY, "--out", str(out)])
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert {"metrics.json", "report.html", "fl_curve.png"} <= set(modes)
+    assert modes == dict.fromkeys(modes, 0o666 & ~mask), modes
 
 
 # --- checkpoint and resume ---------------------------------------------------------------------
@@ -387,13 +402,11 @@ def test_sigterm_to_a_real_process_then_resume(runs, tmp_path):
 
 @pytest.fixture(scope="module")
 def side_by_side(runs) -> Path:
-    """The tiny audit with two intra-op threads (conftest pins one): it runs both FL traces at once."""
+    """The tiny audit on two cores (conftest's default is one): it runs both FL traces at once."""
     root, _ = runs
-    torch.set_num_threads(2)
-    try:
-        code, _, err = run_cli(["run", "--config", str(root / "tiny.toml"), "--out", str(root / "both"), "--quiet"])
-    finally:
-        torch.set_num_threads(1)
+    code, _, err = run_cli(
+        ["run", "--config", str(root / "tiny.toml"), "--out", str(root / "both"), "--quiet", "--threads", "2"]
+    )
     torch.use_deterministic_algorithms(False)
     assert code == 0, err
     return root / "both"
@@ -401,12 +414,14 @@ def side_by_side(runs) -> Path:
 
 @pytest.mark.slow
 def test_side_by_side_traces_train_as_a_one_thread_run(runs, side_by_side):
-    """Each trace computes on one thread, so FL and the attacks' samples are those of the one-thread run
-    (the oracle, trained at two threads before the traces, may differ in its last bits)."""
+    """Every computation runs on one thread, so a run on two cores gives every number and image of the
+    one-core run: --threads changes how long a run takes, not what it finds."""
     root, _ = runs
     whole, both = (json.loads((d / "metrics.json").read_text()) for d in (root / "whole", side_by_side))
     assert "fl_and_attacks_side_by_side_s" in both["timing"] and "fl_and_passive_attacks_s" in whole["timing"]
     assert both["fl"] == whole["fl"]  # both traces, round by round, and the victim's model
+    assert both["oracle"] == whole["oracle"] and both["methods"] == whole["methods"]
+    assert both["config"].pop("threads") == 2 and whole["config"].pop("threads") == 0
     grids = [*whole["artefacts"]["grids"].values(), *(r["file"] for r in whole["artefacts"]["representatives"])]
     assert len(grids) >= 6  # the five methods' grids, and the representatives of the victim and others
     for name in grids:
@@ -419,17 +434,13 @@ def test_side_by_side_run_stopped_and_resumed_is_bit_identical(side_by_side, tmp
     root = side_by_side.parent
     out = tmp_path / "out"
     _interrupt_at(monkeypatch, 2)
-    torch.set_num_threads(2)
-    try:
-        code, _, err = run_cli(["run", "--config", str(root / "tiny.toml"), "--out", str(out), "--quiet"])
-        assert code == 143 and "round 2 of 4 of both FL traces" in err
-        saved = checkpoint.load(out / "checkpoint.pt")
-        assert saved["phase"] == "both"
-        assert [len(saved["current"][side]["fl"]["test_accuracy"]) for side in ("passive", "active")] == [2, 2]
-        monkeypatch.undo()
-        code, _, err = run_cli(["run", "--resume", str(out), "--quiet"])
-    finally:
-        torch.set_num_threads(1)
+    code, _, err = run_cli(["run", "--config", str(root / "tiny.toml"), "--out", str(out), "--quiet", "--threads", "2"])
+    assert code == 143 and "round 2 of 4 of both FL traces" in err
+    saved = checkpoint.load(out / "checkpoint.pt")
+    assert saved["phase"] == "both"
+    assert [len(saved["current"][side]["fl"]["test_accuracy"]) for side in ("passive", "active")] == [2, 2]
+    monkeypatch.undo()
+    code, _, err = run_cli(["run", "--resume", str(out), "--quiet"])
     torch.use_deterministic_algorithms(False)
     assert code == 0, err
     _assert_samerun_cli(side_by_side, out)

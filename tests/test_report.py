@@ -10,6 +10,7 @@ import io
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 from html.parser import HTMLParser
@@ -122,10 +123,26 @@ def test_report_is_self_contained_and_shows_every_method(run_a):
         # The headline number of every method is shown as computed.
         assert fmt(metrics["methods"][name]["joint_success"], "rate") in table
     text = " ".join(page.text)
-    for needle in ("Most leakage:", "oracle", "peak memory", "Configuration", "identity_weight"):
+    for needle in ("Most user-level leakage:", "oracle", "peak memory", "Configuration", "identity_weight"):
         assert needle in text, needle
+    assert "like no client" in text and "Threat model updates-only" in text
     for img in page.images:  # every embedded image is a PNG that Pillow decodes
         Image.open(io.BytesIO(_decode(img["src"]))).verify()
+
+
+def test_metrics_hold_the_open_set_rates_and_the_identity_against_other_clients(run_a):
+    metrics = json.loads((run_a / "metrics.json").read_text())
+    oracle = metrics["oracle"]
+    assert 0 < oracle["open_set_threshold"] < 2 and oracle["open_set_quantile"] == 0.95
+    assert 0 <= oracle["heldout_data_like_rate"] <= 1 and 0 <= oracle["heldout_softened_data_like_rate"] <= 1
+    assert oracle["as_others_clients"] == [0, 2]  # every client but the victim (1 of 3)
+    for name, m in metrics["methods"].items():
+        for key in ("victim_identity_rate", "class_accuracy", "joint_success"):
+            assert 0 <= m[key] <= min(m[f"{key}_closed_set"], m["data_like_rate"]) <= 1, (name, key)
+        assert m["identity_advantage"] == pytest.approx(m["victim_identity_rate"] - m["identity_as_others"])
+    for blind in ("class-gan", "no-identity"):  # they ignore whose data they are asked for
+        assert metrics["methods"][blind]["identity_advantage"] == 0.0
+    assert metrics["threat_model"] == {"name": "updates-only", "public": None}
 
 
 def test_each_method_grid_is_embedded_byte_for_byte(run_a):
@@ -267,7 +284,13 @@ def test_compare_puts_two_runs_in_one_table_and_plot(run_a, run_b, tmp_path):
     assert re.search(r"^mean of 2 runs\s+class-gan", stdout, re.MULTILINE) and "mean of 1 run" not in stdout
     with (dest / "compare.csv").open() as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == len(ALL_METHODS) + 2
+    assert len(rows) == len(ALL_METHODS) + 2 + 2  # a's five and b's two methods, two means
+    mean = next(r for r in rows if r["run"] == "mean of 2 runs" and r["method"] == "class-gan")
+    pair = [float(r["joint_success"]) for r in rows if r["method"] == "class-gan" and r["run"] in ("a", "b")]
+    assert float(mean["joint_success"]) == pytest.approx(statistics.fmean(pair))
+    assert float(mean["joint_success_sd"]) == pytest.approx(statistics.stdev(pair))
+    line = next(x for x in stdout.splitlines() if x.startswith("mean of 2 runs") and "class-gan" in x)
+    assert f"{statistics.fmean(pair):.3f}±{statistics.stdev(pair):.3f}" in line  # mean ± sd in the terminal too
     metrics_b = json.loads((run_b / "metrics.json").read_text())
     row = next(r for r in rows if r["run"] == "b" and r["method"] == "class-gan")
     assert float(row["joint_success"]) == pytest.approx(metrics_b["methods"]["class-gan"]["joint_success"])
@@ -420,5 +443,35 @@ def test_realism_warnings_name_methods_unlike_real_data_or_collapsed():
     unlike, collapsed = realism_warnings(metrics)
     assert "junk" in unlike and "good" not in unlike and "0.430" in unlike
     assert "junk" in collapsed and "good" not in collapsed
-    metrics["methods"]["junk"] = {"nn_ssim_victim": 0.50, "diversity_ratio": 0.5}
+    metrics["methods"]["junk"] = {"nn_ssim_victim": 0.50, "diversity_ratio": 0.5}  # the default run's rows of one
+    (collapsed,) = realism_warnings(metrics)
+    assert "junk" in collapsed and "one image per class" in collapsed
+    metrics["methods"]["junk"] = {"nn_ssim_victim": 0.50, "diversity_ratio": 0.75}  # more than 3 real images give
     assert realism_warnings(metrics) == []
+
+
+def test_a_headline_from_one_image_per_class_carries_its_caveat_right_under_it():
+    """The default run of 2026-12-03: active 86.5% joint, but every row of its grid is one repeated image."""
+    metrics = _metrics(
+        [0.5, 0.9],
+        **{
+            "mganai-active": {**_scores(0.865, 0.87), "diversity_ratio": 0.438},
+            "mganai-passive": {**_scores(0.705, 0.705), "diversity_ratio": 0.476},
+            "representatives": {**_scores(0.085, 0.275), "diversity_ratio": 2.42},
+        },
+    )
+    lines = verdict(metrics)
+    assert lines[0].startswith("Most leakage: mganai-active (about one image per class: read the warning below).")
+    assert lines[1].startswith("Warning: mganai-active, mganai-passive draw about one image per class")
+    assert "0.438, 0.476" in lines[1] and "representatives" not in lines[1]
+    assert sum("one image per class (diversity" in line for line in lines) == 1  # said once, under the headline
+    metrics["methods"]["mganai-active"]["diversity_ratio"] = 0.9
+    lines = verdict(metrics)
+    assert lines[0].startswith("Most leakage: mganai-active. 86.5%")
+    assert lines[-1].startswith("Warning: mganai-passive draws about one image per class")  # still said, at the end
+
+
+def test_a_smoke_run_says_so_first():
+    metrics = {**_metrics([0.5, 0.9], **{"mganai-passive": _scores(0.4, 0.5)}), "smoke_run": True}
+    assert verdict(metrics)[0].startswith("Warning: smoke run (--quick)")
+    assert not any("smoke" in line for line in verdict({**metrics, "smoke_run": False}))

@@ -8,9 +8,11 @@ import signal
 import sys
 import tempfile
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
+from mganai import __version__
 from mganai.config import build_config, load_toml
 from mganai.datasets import DATASETS, dataset_help, has_natural_clients
 from mganai.errors import ConfigError, MganaiError
@@ -27,6 +29,8 @@ FLAG_KEYS = {
     "max_per_client": "data.max_per_client",
     "faces_per_client": "data.faces_per_client",
     "cache_dir": "data.cache_dir",
+    "public": "data.public",
+    "public_clients": "data.public_clients",
     "methods": "attack.methods",
     "rounds": "fl.rounds",
     "local_epochs": "fl.local_epochs",
@@ -40,6 +44,8 @@ FLAG_KEYS = {
     "device": "device",
     "out": "out",
     "quiet": "quiet",
+    "threads": "threads",
+    "preset": "preset",
     "defense": "defense.name",
     "dp_noise": "defense.dp_noise",
     "dp_clip": "defense.dp_clip",
@@ -48,19 +54,39 @@ FLAG_KEYS = {
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line `mganai: error: ...` (exit 2) like every other error."""
+    """argparse, but a bad flag is one line `mganai: error: ...` (exit 2) like every other error, and a flag
+    must be spelled out (`--round 6` is an error, not `--rounds 6`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.commands: Mapping[str, argparse.ArgumentParser] = {}
 
     def error(self, message: str) -> NoReturn:
         print(f"mganai: error: {message} (see '{self.prog} --help')", file=sys.stderr)
         sys.exit(2)
 
 
-def _parser() -> argparse.ArgumentParser:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; an unknown flag is reported by the command it follows, so the hint names its help."""
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        words = sys.argv[1:] if argv is None else argv
+        before_command = unknown[0] in words[: words.index(args.command)]
+        owner = parser if before_command else parser.commands[args.command]
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def _parser() -> _Parser:
     p = _Parser(
         prog="mganai",
         description="Measure user-level privacy leakage in federated learning with the mGAN-AI attack.",
     )
+    p.add_argument("--version", action="version", version=f"mganai {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    p.commands = sub.choices
     run = sub.add_parser(
         "run",
         help="simulate FedAvg, run the attack methods on the server, score them, write OUT/",
@@ -69,14 +95,6 @@ def _parser() -> argparse.ArgumentParser:
         "Settings come from the defaults, then --config FILE, then these flags.",
     )
     _add_audit_flags(run)
-    run.add_argument(
-        "--dropout", type=float, help="chance a sampled client never answers a round (simulated faults; default 0)"
-    )
-    run.add_argument(
-        "--max-update-norm",
-        type=float,
-        help="reject a client update longer than this (L2 over all weights) as faulty (default 1000)",
-    )
     run.add_argument(
         "--checkpoint-every",
         type=int,
@@ -92,13 +110,29 @@ def _parser() -> argparse.ArgumentParser:
         help="the same audit with FL run by Flower's simulation engine (needs mganai[flower])",
         description="Run the audit of `mganai run` inside Flower (pip install 'mganai[flower]'): a ServerApp with "
         "mganai's attack strategy and one virtual SuperNode per client in Flower's Ray simulation engine. "
-        "Writes the same OUT/metrics.json and images as `mganai run`.",
+        "Each ClientApp trains its client with the loop engine, so there is no --engine. "
+        "Writes the same OUT/ as `mganai run`, with the same numbers as `mganai run --engine loop`.",
     )
-    _add_audit_flags(sim)  # --engine is ignored: each ClientApp trains its one client with the loop engine
+    _add_audit_flags(sim, engine=False)
     sim.add_argument(
         "--workers", type=int, default=2, help="ClientApps trained at once (Ray actors of 1 CPU each; default 2)"
     )
     sim.add_argument("--flower-logs", action="store_true", help="show Flower's own INFO logs")
+    for flag in ("--checkpoint-every", "--resume"):
+        sim.add_argument(
+            flag,
+            metavar="-",
+            help="not available in flower-sim: a Flower simulation cannot be stopped and continued at a round "
+            "here (use `mganai run` for long audits)",
+        )
+    settings = sub.add_parser(
+        "config",
+        help="print every setting as a TOML file with its comment (with these flags applied)",
+        description="Print the settings a run with these flags and --config FILE would use, as a TOML file with "
+        "every key and what it does: `mganai config > audit.toml` gives a file to edit, `mganai config --quick` "
+        "shows the quick preset. Keys only in TOML (the attack's schedule and weights, the evaluation) are here too.",
+    )
+    _add_audit_flags(settings)
     sweep = sub.add_parser(
         "sweep",
         help="one audit per setting of a grid (noise levels, defenses, FL regimes) and the privacy/utility curves",
@@ -134,9 +168,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _add_audit_flags(run: argparse.ArgumentParser) -> None:
-    """The settings flags shared by `run` and `flower-sim`."""
+def _add_audit_flags(run: argparse.ArgumentParser, engine: bool = True) -> None:
+    """The settings flags shared by `run`, `flower-sim` (whose clients always train with the loop engine), `config`
+    and `sweep`."""
     run.add_argument("--config", metavar="FILE", help="TOML file with settings (flags override it)")
+    run.add_argument(
+        "--quick",
+        dest="preset",
+        action="store_const",
+        const="quick",
+        help="a smoke run: every stage on tiny budgets in under 30 s on 2 cores (4 clients, 6 rounds); its "
+        "numbers only show that the tool works (its settings: `mganai config --quick`)",
+    )
     run.add_argument(
         "--dataset",
         help=dataset_help(),
@@ -165,14 +208,33 @@ def _add_audit_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--faces-per-client", type=int, help="faces: people per client (default 4: 10 clients of 40)")
     run.add_argument("--cache-dir", metavar="DIR", help="download cache (default $MGANAI_DATA or ~/.cache/mganai)")
     run.add_argument(
+        "--public",
+        metavar="SPEC",
+        help="threat model public-data: the server also holds every image of this dataset (a --dataset spelling, "
+        "not the federation's own data), brought to the federation's image shape (default: none, updates-only)",
+    )
+    run.add_argument(
+        "--public-clients",
+        type=int,
+        metavar="K",
+        help="threat model public-data: withhold K clients from FL and give their images to the server; they are "
+        "the K highest-indexed clients that are not the victim, so every other client keeps its index and name "
+        "(1 <= K <= clients - 2; not with --public)",
+    )
+    run.add_argument(
         "--victim", help="client whose private data the server attacks: index (default 0), or a folder: client's name"
     )
     run.add_argument("--rounds", type=int, help="FL rounds (default 40)")
     run.add_argument("--local-epochs", type=int, help="local epochs per round (default 2)")
     run.add_argument("--batch-size", type=int, help="local mini-batch size (default 16)")
-    run.add_argument("--lr", type=float, help="local SGD learning rate (default 0.05)")
+    run.add_argument(
+        "--lr",
+        type=float,
+        help="local SGD learning rate of the first round (default 0.1, cosine-decayed: fl.lr_schedule)",
+    )
     run.add_argument("--fraction", type=float, help="share of clients sampled each round (default 1.0)")
-    run.add_argument("--engine", choices=["vmap", "loop"], help="client training engine (default vmap)")
+    if engine:
+        run.add_argument("--engine", choices=["vmap", "loop"], help="client training engine (default vmap)")
     run.add_argument(
         "--methods",
         help=f"comma-separated attack methods, or '{NONE}' for FL only (default: all of {','.join(ALL_METHODS)})",
@@ -183,9 +245,24 @@ def _add_audit_flags(run: argparse.ArgumentParser) -> None:
         help="where to compute: auto (default: cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N",
     )
     run.add_argument("--out", metavar="DIR", help="output directory (default runs/default)")
-    run.add_argument("--quiet", action="store_true", default=None, help="no progress bar, only the summary")
+    run.add_argument("--quiet", action="store_true", default=None, help="no progress lines, only the summary")
+    run.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="CPU cores to compute on at once, one thread each (default 0: every core this process may use); "
+        "the numbers do not depend on it",
+    )
     run.add_argument(
         "--overwrite", action="store_true", help="write into an --out that is not empty (files there are replaced)"
+    )
+    run.add_argument(
+        "--dropout", type=float, help="chance a sampled client never answers a round (simulated faults; default 0)"
+    )
+    run.add_argument(
+        "--max-update-norm",
+        type=float,
+        help="reject a client update longer than this (L2 over all weights) as faulty (default 1000)",
     )
     _add_defense_flags(run)
 
@@ -245,31 +322,61 @@ def check_out(out: Path, overwrite: bool) -> None:
     except OSError as exc:
         raise ConfigError(f"--out {out}: cannot write in {existing} ({exc.strerror or exc})") from None
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise ConfigError(
-            f"--out {out} exists and is not empty; pass --overwrite to write over it, "
-            f"or --resume {out} to continue an interrupted run"
-        )
+        from mganai.checkpoint import FILENAME
+
+        if (out / FILENAME).is_file():
+            hint = f"or --resume {out} to continue the interrupted run there"
+        elif (out / "metrics.json").is_file():
+            hint = "or another --out (a finished run is there)"
+        else:
+            hint = "or another --out"
+        raise ConfigError(f"--out {out} exists and is not empty; pass --overwrite to write over it, {hint}")
+
+
+SUMMARY_KEYS = (  # the run's table, headed by metrics.json's own names
+    "identity_advantage",
+    "victim_identity_rate",
+    "identity_as_others",
+    "class_accuracy",
+    "joint_success",
+    "data_like_rate",
+    "nn_ssim_victim",
+    "nn_ssim_others",
+    "diversity_ratio",
+)
+
+
+def threat_line(metrics: dict[str, Any]) -> str:
+    """The summary's first line: which threat model its numbers belong to."""
+    threat = metrics.get("threat_model") or {"name": "updates-only", "public": None}
+    if threat.get("public"):
+        return f"threat model: {threat['name']} (the server also holds {threat['public']['description']})"
+    return f"threat model: {threat['name']} (the server holds no data, only the clients' updates)"
 
 
 def _summary(metrics: dict[str, Any]) -> str:
-    lines = [f"FL test accuracy: {metrics['fl']['test_accuracy']:.3f} after {metrics['fl']['rounds']} rounds"]
+    lines = []
+    if metrics.get("smoke_run"):
+        from mganai.report.tables import SMOKE_RUN
+
+        lines.append(SMOKE_RUN.replace("Warning: smoke run", "SMOKE RUN"))
+    lines.append(threat_line(metrics))
+    lines.append(f"FL test accuracy: {metrics['fl']['test_accuracy']:.3f} after {metrics['fl']['rounds']} rounds")
     if "oracle" in metrics:
         o = metrics["oracle"]
         lines.append(
             f"oracle held-out accuracy: identity {o['heldout_identity_accuracy']:.3f}, "
             f"class {o['heldout_class_accuracy']:.3f} (softened images: "
-            f"{o['heldout_softened_identity_accuracy']:.3f}, {o['heldout_softened_class_accuracy']:.3f})"
+            f"{o['heldout_softened_identity_accuracy']:.3f}, {o['heldout_softened_class_accuracy']:.3f}); "
+            f"data-like {o['heldout_data_like_rate']:.3f} (softened {o['heldout_softened_data_like_rate']:.3f})"
         )
-        lines.append(f"{'method':<17}{'identity':>9}{'class':>8}{'joint':>8}{'ssim(v)':>9}{'ssim(o)':>9}")
+        lines.append(f"{'method':<17}" + "".join(f"{k:>{len(k) + 2}}" for k in SUMMARY_KEYS))
         for name, m in metrics["methods"].items():
-            lines.append(
-                f"{name:<17}{m['victim_identity_rate']:>9.3f}{m['class_accuracy']:>8.3f}{m['joint_success']:>8.3f}"
-                f"{m['nn_ssim_victim']:>9.3f}{m['nn_ssim_others']:>9.3f}"
-            )
+            lines.append(f"{name:<17}" + "".join(f"{m[k]:>{len(k) + 2}.3f}" for k in SUMMARY_KEYS))
     if "methods" in metrics:
-        from mganai.report.tables import realism_warnings
+        from mganai.report.tables import advantage_warnings, realism_warnings
 
-        lines += realism_warnings(metrics)
+        lines += advantage_warnings(metrics) + realism_warnings(metrics)
     fl = metrics["fl"]
     if fl.get("rejected_updates") or fl.get("dropped_updates"):
         absent = fl.get("victim_absent_rounds", [])
@@ -346,7 +453,8 @@ def _resumed_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
         raise CheckpointError(corrupt(path, exc)) from None
     args.out = str(out)
     cfg = config_from_args(args, base=stored)
-    ignore = ("out", "quiet", "device")  # where, not what: run_audit checks the checkpoint's device itself
+    # where and how fast, not what: run_audit checks the checkpoint's device itself; threads change no number
+    ignore = ("out", "quiet", "device", "threads")
     diff = config_difference(
         {k: v for k, v in original.to_dict().items() if k not in ignore},
         {k: v for k, v in cfg.to_dict().items() if k not in ignore},
@@ -391,6 +499,13 @@ class _StopRequest:
         return scope()
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from mganai.settings import settings_toml
+
+    print(settings_toml(config_from_args(args)), end="")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from mganai.report import render_report
 
@@ -408,13 +523,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_flower_sim(args: argparse.Namespace) -> int:
+    for flag, value in (("--checkpoint-every", args.checkpoint_every), ("--resume", args.resume)):
+        if value is not None:
+            raise ConfigError(
+                f"{flag} is not available in flower-sim: a Flower simulation cannot be stopped and continued at a "
+                "round here; use 'mganai run' (same numbers as flower-sim with --engine loop) for long audits"
+            )
     cfg = config_from_args(args)
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    if cfg.fl.dropout > 0:
-        raise ConfigError(
-            "fl.dropout is simulated by 'mganai run' only (Flower's clients drop out for real); set it to 0"
-        )
     from mganai.defenses import DEFENSES
 
     if DEFENSES[cfg.defense.name].flower is None:
@@ -444,7 +561,7 @@ def cmd_flower_sim(args: argparse.Namespace) -> int:
         print("mganai: interrupted", file=sys.stderr, flush=True)
         os._exit(130)
     print(_summary(metrics))
-    print(f"wrote {out / 'metrics.json'}")
+    print(f"wrote {out / 'metrics.json'} and {out / 'report.html'}")
     return 0
 
 
@@ -478,12 +595,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse(argv)
     try:
         if args.command == "run":
             return cmd_run(args)
         if args.command == "flower-sim":
             return cmd_flower_sim(args)
+        if args.command == "config":
+            return cmd_config(args)
         if args.command == "report":
             return cmd_report(args)
         if args.command == "compare":

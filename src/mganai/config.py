@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mganai.datasets import has_natural_clients
+from mganai.datasets import has_natural_clients, parse, shared_source
 from mganai.defenses import ALL_DEFENSES, DEFENSES
 from mganai.errors import ConfigError
 from mganai.methods import ALL_METHODS, NONE
 
 __all__ = [
     "ALL_METHODS",
+    "PRESETS",
     "SECTIONS",
     "AttackConfig",
     "ConfigError",
@@ -59,19 +60,25 @@ class DataConfig:
     max_per_client: int = 200  # cap on each client's samples (not the embedded digits); 0 = no cap
     faces_per_client: int = 4  # faces: people per client (40 people -> 10 clients)
     cache_dir: str = ""  # where downloads go; "" = $MGANAI_DATA or ~/.cache/mganai
+    # Threat model `public-data` (default: `updates-only`, the server holds no data): the server also holds images
+    # of the same kind from people outside the federation (`mganai.threat`). At most one of the two.
+    public: str = ""  # a dataset spec (as `dataset`) whose images, all of them, go to the server; "" = none
+    public_clients: int = 0  # or: withhold K clients (the highest-indexed that are not the victim) from FL for it
 
 
 @dataclass
 class FLConfig:
     """FedAvg: who trains, how long, and how the updates are combined."""
 
-    rounds: int = 40
+    rounds: int = 40  # must be more than attack.start_round when an attack runs
     local_epochs: int = 2
     local_steps: int = 0  # cap on a client's local SGD steps per round (0: every batch of local_epochs epochs)
     batch_size: int = 16
-    lr: float = 0.05
+    lr: float = 0.1  # local SGD learning rate of the first round (`lr_schedule` then decays it)
+    lr_schedule: str = "cosine"  # "constant" or "cosine": the lr of round t (`mganai.fl.recipe.round_lr`)
+    lr_min_ratio: float = 0.05  # cosine: the last rounds approach lr * this
     momentum: float = 0.9  # local SGD momentum, reset every round
-    client_fraction: float = 1.0
+    client_fraction: float = 1.0  # share of clients sampled each round
     engine: str = "vmap"  # "vmap" (all clients in one batched computation) or "loop"
     dropout: float = 0.0  # chance that a sampled client never answers a round (simulated faults)
     max_update_norm: float = 1000.0  # an update longer than this (L2, all weights) is rejected as faulty
@@ -82,7 +89,7 @@ class AttackConfig:
     """The server-side attack: whom it targets with which methods, then its algorithm's hyperparameters."""
 
     # What the auditor chooses.
-    victim: int = 0
+    victim: int = 0  # the client the server attacks (an index; --victim also takes a folder: client's name)
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
     start_round: int = 5  # first round whose updates feed the attack
 
@@ -140,10 +147,12 @@ class DefenseConfig:
 class RunConfig:
     """One audit: data, FL, attack and evaluation settings plus run-level options."""
 
-    seed: int = 0
+    seed: int = 0  # seed for everything: the same settings and seed give the same numbers
     device: str = "auto"  # where to compute: auto (cuda when torch sees a GPU, else cpu), cpu, cuda or cuda:N
-    out: str = "runs/default"
-    quiet: bool = False
+    out: str = "runs/default"  # output directory
+    quiet: bool = False  # no progress lines, only the summary
+    threads: int = 0  # CPU cores the run computes on at once, one thread each (0: every core it may use)
+    preset: str = ""  # "quick": a smoke run of every stage in seconds (`PRESETS`); its numbers mean nothing
     data: DataConfig = field(default_factory=DataConfig)
     fl: FLConfig = field(default_factory=FLConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
@@ -161,6 +170,26 @@ SECTIONS: dict[str, type] = {
     "attack": AttackConfig,
     "eval": EvalConfig,
     "defense": DefenseConfig,
+}
+
+# Settings a preset puts over the defaults (then the TOML file and the flags override it). "quick" runs every
+# stage (data, oracle, both FL traces with every method, curves, evaluation, report) on tiny budgets: a smoke
+# run that shows the tool works, labelled as such in metrics.json, the summary and the report.
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {
+        "data": {"clients": 4},
+        "fl": {"rounds": 6, "local_epochs": 1},
+        "attack": {
+            "start_round": 2,
+            "reps_per_client": 8,
+            "inversion_steps": 10,
+            "invert_every": 2,
+            "gan_steps_per_round": 5,
+            "gan_final_steps": 40,
+            "gan_batch": 16,
+        },
+        "eval": {"samples_per_class": 8, "oracle_epochs": 3, "curve_every": 2, "curve_samples_per_class": 2},
+    },
 }
 
 
@@ -224,8 +253,14 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def build_config(file_values: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Defaults, then the TOML file's values, then flag overrides (dotted keys), validated."""
+    """Defaults, then a preset's values, then the TOML file's, then flag overrides (dotted keys), validated."""
     cfg = RunConfig()
+    preset = (overrides or {}).get("preset", (file_values or {}).get("preset", ""))
+    if preset:
+        _check(
+            isinstance(preset, str) and preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}, got {preset!r}"
+        )
+        _apply(cfg, PRESETS[preset], "")
     _apply(cfg, file_values or {}, "")
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.rpartition(".")
@@ -247,11 +282,19 @@ def validate(cfg: RunConfig) -> None:
         re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device) is not None,
         f"device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}",
     )
+    _check(cfg.threads >= 0, f"threads must be >= 0 (0: every core), got {cfg.threads}")
+    _check(cfg.preset in ("", *PRESETS), f"preset must be one of {', '.join(PRESETS)}, got {cfg.preset!r}")
     _validate_data(cfg.data)
     _validate_fl(cfg.fl)
     _validate_attack(cfg.attack, cfg.data)
     _validate_eval(cfg.eval)
     _validate_defense(cfg.defense, cfg.attack)
+    _check(
+        cfg.attack.methods == [NONE] or cfg.fl.rounds > cfg.attack.start_round,
+        f"fl.rounds ({cfg.fl.rounds}) must be more than attack.start_round ({cfg.attack.start_round}): the attack "
+        f"learns only from round {cfg.attack.start_round + 1} on, so this run would score it on nothing; "
+        f"use at least {cfg.attack.start_round + 1} rounds, or attack.methods = none for FL only",
+    )
 
 
 def _validate_data(d: DataConfig) -> None:
@@ -265,6 +308,38 @@ def _validate_data(d: DataConfig) -> None:
     _check(d.max_per_client >= 0, f"data.max_per_client must be >= 0 (0: no cap), got {d.max_per_client}")
     _check(d.faces_per_client >= 1, f"data.faces_per_client must be at least 1, got {d.faces_per_client}")
     _check(0.0 < d.holdout < 0.9, f"data.holdout must be in (0, 0.9), got {d.holdout}")
+    _validate_public(d)
+
+
+def _validate_public(d: DataConfig) -> None:
+    """The public-data threat model: one source of public data, never the federation's own."""
+    _check(d.public_clients >= 0, f"data.public_clients must be >= 0 (0: none), got {d.public_clients}")
+    _check(
+        not (d.public and d.public_clients),
+        f"data.public ({d.public!r}) and data.public_clients ({d.public_clients}) exclude each other: "
+        "the server's public data comes from another dataset or from withheld clients, not both",
+    )
+    if d.public:
+        try:
+            parse(d.public)
+        except ConfigError as exc:
+            raise ConfigError(f"data.public: {exc}") from None
+        try:
+            overlap = shared_source(d.public, d.dataset)
+        except ConfigError:
+            overlap = None  # an unknown data.dataset is refused when the data is loaded
+        _check(
+            overlap is None,
+            f"data.public {d.public!r} may hold the federation's own images ({overlap}; data.dataset is "
+            f"{d.dataset!r}): public data comes from people outside the federation; use --public-clients K to "
+            "withhold clients of the same dataset",
+        )
+    if d.public_clients and not has_natural_clients(d.dataset):  # natural clients are counted when the data is read
+        _check(
+            d.public_clients <= d.clients - 2,
+            f"data.public_clients must be at most clients - 2 = {d.clients - 2} (at least two clients stay in the "
+            f"federation; clients={d.clients}), got {d.public_clients}",
+        )
 
 
 def _validate_fl(f: FLConfig) -> None:
@@ -273,6 +348,11 @@ def _validate_fl(f: FLConfig) -> None:
     _check(f.local_steps >= 0, f"fl.local_steps must be >= 0 (0: whole epochs), got {f.local_steps}")
     _check(f.batch_size >= 1, f"fl.batch_size must be at least 1, got {f.batch_size}")
     _check(f.lr > 0, f"fl.lr must be > 0, got {f.lr}")
+    _check(
+        f.lr_schedule in ("constant", "cosine"),
+        f"fl.lr_schedule must be 'constant' or 'cosine', got {f.lr_schedule!r}",
+    )
+    _check(0.0 <= f.lr_min_ratio <= 1.0, f"fl.lr_min_ratio must be in [0, 1], got {f.lr_min_ratio}")
     _check(0.0 <= f.momentum < 1.0, f"fl.momentum must be in [0, 1), got {f.momentum}")
     _check(0.0 < f.client_fraction <= 1.0, f"fl.client_fraction must be in (0, 1], got {f.client_fraction}")
     _check(f.engine in ("vmap", "loop"), f"fl.engine must be 'vmap' or 'loop', got {f.engine!r}")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mganai.errors import ConfigError
@@ -45,6 +46,7 @@ class Dataset:
     argument: str = NO_ARGUMENT  # NO_ARGUMENT, OPTIONAL_DIR or REQUIRED_DIR
     listed_as: str | None = None  # how the help and errors spell it ("" : folded into another entry's spelling)
     help: str = ""  # a few words for `--dataset`'s help
+    source: str = ""  # the corpus its images come from ("" : its own name); one source, possibly the same images
 
     @property
     def spelling(self) -> str:
@@ -119,14 +121,18 @@ DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in (
         Dataset("digits", _digits, 16, natural_clients=False, help="embedded default, no download"),
-        Dataset("mnist", _mnist_like, 16, natural_clients=False),
+        # MNIST (NIST SD-1 and SD-3) and EMNIST (NIST SD-19, which holds SD-3's forms) may share writers and images.
+        Dataset("mnist", _mnist_like, 16, natural_clients=False, source="nist-digits"),
         Dataset("fashion-mnist", _mnist_like, 16, natural_clients=False),
-        Dataset("emnist", _emnist, 16, natural_clients=False, listed_as="emnist[-letters|-digits]"),
-        Dataset("emnist-letters", _emnist, 16, natural_clients=False, listed_as=""),
-        Dataset("emnist-digits", _emnist, 16, natural_clients=False, listed_as=""),
+        Dataset("emnist", _emnist, 16, False, listed_as="emnist[-letters|-digits]", source="emnist-letters"),
+        Dataset("emnist-letters", _emnist, 16, natural_clients=False, listed_as="", source="emnist-letters"),
+        Dataset("emnist-digits", _emnist, 16, natural_clients=False, listed_as="", source="nist-digits"),
         Dataset("cifar10", _cifar10, 32, natural_clients=False),
-        Dataset("olivetti", _faces, 32, natural_clients=True, argument=OPTIONAL_DIR),
-        Dataset("att-faces", _faces, 32, True, OPTIONAL_DIR, listed_as="att-faces[:DIR]", help="s1..s40/*.pgm"),
+        # The same 40 people, from scikit-learn's copy or from the original folders.
+        Dataset("olivetti", _faces, 32, natural_clients=True, argument=OPTIONAL_DIR, source="att-faces"),
+        Dataset(
+            "att-faces", _faces, 32, True, OPTIONAL_DIR, "att-faces[:DIR]", help="s1..s40/*.pgm", source="att-faces"
+        ),
         Dataset("idx", _idx, 16, False, REQUIRED_DIR, listed_as="idx:DIR", help="IDX files"),
         Dataset("folder", _folder, 0, True, REQUIRED_DIR, listed_as="folder:DIR", help="DIR/<client>/<class>/<image>"),
     )
@@ -152,6 +158,20 @@ def parse(dataset: str) -> tuple[Dataset, str]:
     if entry is not None and entry.argument == NO_ARGUMENT and not sep:
         return entry, ""
     raise ConfigError(f"unknown dataset {dataset!r} (allowed: {ALLOWED})")
+
+
+def shared_source(a: str, b: str) -> str | None:
+    """Why two `data.dataset` values may hold the same images (one corpus, or nested directories), or None."""
+    (ea, da), (eb, db) = parse(a), parse(b)
+    if ea.argument == REQUIRED_DIR and eb.argument == REQUIRED_DIR:
+        pa, pb = Path(da).expanduser().resolve(), Path(db).expanduser().resolve()
+        if pa.is_relative_to(pb) or pb.is_relative_to(pa):
+            return f"their directories overlap: {pa if len(pa.parts) >= len(pb.parts) else pb}"
+        return None
+    source_a, source_b = ea.source or ea.name, eb.source or eb.name
+    if ea.argument != REQUIRED_DIR and source_a == source_b:
+        return "both are the same dataset" if ea is eb else f"both come from the {source_a} corpus"
+    return None
 
 
 def has_natural_clients(dataset: str) -> bool:

@@ -5,11 +5,19 @@ runs on this device; data loading, metrics and images stay on the CPU. The attac
 and FL's random draws come from CPU generators and are moved to the device, so they
 are the same wherever a run computes (only the oracle's dropout uses the device's
 own generator); results still differ across devices by float rounding.
+
+On the CPU every computation runs on one thread (torch's intra-op threads spin-wait
+and slow a run down many times when another process takes a core; one thread was
+also faster idle, docs/experiments.md 2026-12-03); a run uses several cores by
+computing independent work at once (`cpu_workers`: both FL traces, the passive
+trace's GANs), which gives the same numbers as doing it one after another.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -64,3 +72,26 @@ def set_determinism(device: torch.device | None = None) -> None:
         torch.backends.cuda.matmul.allow_tf32 = False
     torch.use_deterministic_algorithms(True, warn_only=cuda)
     torch.set_flush_denormal(True)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at most OMP_NUM_THREADS when that is set."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return max(1, min(cores, int(omp))) if omp.isdigit() and int(omp) > 0 else cores
+
+
+def cpu_workers(threads: int) -> int:
+    """How many independent computations a run does at once: `threads` (the setting), or 0 -> `usable_cores`."""
+    return threads if threads > 0 else usable_cores()
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch computes on one intra-op thread in this thread (restored afterwards: a library caller keeps its own)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

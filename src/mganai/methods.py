@@ -21,17 +21,23 @@ if TYPE_CHECKING:
     from mganai.attack.bank import RepresentativeBank
     from mganai.config import AttackConfig
     from mganai.fl.model import SharedCNN
+    from mganai.threat import PublicData
 
 
 class Sampler(Protocol):
-    """What every method is asked for in the end: images 'as the victim, class c'."""
+    """What every method is asked for in the end: images 'as the victim, class c'.
 
-    def generate(self, classes: Tensor, seed: int) -> Tensor: ...
+    `client` asks for the images as another client instead (default: the victim): a method that draws a
+    client's data uses it, one that knows only classes ignores it. The judge compares the two answers
+    (`eval.metrics.identity_as_others`)."""
+
+    def generate(self, classes: Tensor, seed: int, client: int | None = None) -> Tensor: ...
 
 
 @dataclass(frozen=True)
 class AttackParts:
-    """What a method is built from: the trace's shared architecture and bank, and the task's sizes."""
+    """What a method is built from: the trace's shared architecture and bank, the task's sizes, and what the
+    server holds besides its observations (`public`: None under the updates-only threat model)."""
 
     model: SharedCNN
     bank: RepresentativeBank | None
@@ -40,6 +46,7 @@ class AttackParts:
     image_shape: tuple[int, int, int]
     cfg: AttackConfig
     seed: int
+    public: PublicData | None = None
 
 
 @dataclass(frozen=True)

@@ -192,12 +192,14 @@ class GanAttack(Checkpointed):
         self.opt_d.step()
 
     @torch.no_grad()
-    def generate(self, classes: Tensor, seed: int) -> Tensor:
-        """Samples 'as the victim, class c' for each entry of `classes`, on the CPU."""
+    def generate(self, classes: Tensor, seed: int, client: int | None = None) -> Tensor:
+        """Samples 'as the victim (or `client`), class c' for each entry of `classes`, on the CPU; a generator
+        without identity ignores `client`."""
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(len(classes), self.cfg.noise_dim, generator=gen).to(self.device)
         classes = classes.to(self.device)
-        k = torch.full_like(classes, self.victim) if self.recipe.identity else None
+        who = self.victim if client is None else client
+        k = torch.full_like(classes, who) if self.recipe.identity else None
         self.G.eval()
         out = self.G(z, classes, k)
         self.G.train()

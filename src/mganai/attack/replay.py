@@ -9,13 +9,13 @@ from mganai.attack.bank import RepresentativeBank
 
 
 class RepresentativeReplay:
-    """Serves the victim's most recent representatives of each requested class."""
+    """Serves the victim's (or a requested client's) most recent representatives of each requested class."""
 
     def __init__(self, bank: RepresentativeBank, victim: int, image_shape: tuple[int, int, int]):
         self.bank, self.victim, self.image_shape = bank, victim, image_shape
 
-    def generate(self, classes: Tensor, seed: int) -> Tensor:
-        x, y = (t.cpu() for t in self.bank.client(self.victim))
+    def generate(self, classes: Tensor, seed: int, client: int | None = None) -> Tensor:
+        x, y = (t.cpu() for t in self.bank.client(self.victim if client is None else client))
         out = torch.zeros(len(classes), *self.image_shape)
         for c in classes.unique():
             want = (classes == c).nonzero().flatten()

@@ -24,6 +24,7 @@ from mganai.errors import CheckpointError
 from mganai.eval.curves import CurveProbe
 from mganai.eval.oracle import Oracle, OracleNet
 from mganai.fl.server import FedAvgSimulator, FLResult
+from mganai.threat import PublicData
 
 T = TypeVar("T")
 
@@ -182,9 +183,10 @@ def restore_trace(
     device: torch.device,
     probe: CurveProbe | None,
     saved: dict[str, Any],
+    public: PublicData | None = None,
 ) -> Trace:
     """The finished passive trace, from a checkpoint: nothing is retrained."""
-    setup = setup_trace(cfg, data, methods, False, device, probe)
+    setup = setup_trace(cfg, data, methods, False, device, probe, public)
     load_objects(setup.stateful(), saved["objects"])
     fl = FLResult.from_state_dict(saved["fl"])
     trace = Trace(

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from mganai.config import RunConfig
+from mganai.device import cpu_workers
 from mganai.methods import NONE, active_methods, passive_methods
 
 
@@ -22,9 +21,9 @@ class Plan:
 
 
 def make_plan(cfg: RunConfig, simulator: bool, saved: dict[str, Any] | None) -> Plan:
-    """The plan of `cfg`'s audit. Both traces run at once when there are two cores to share and our simulator
-    runs FL; a resumed run keeps the mode it was saved in."""
+    """The plan of `cfg`'s audit. Both traces run at once when there are two cores to share (`threads`) and our
+    simulator runs FL; a resumed run keeps the mode it was saved in."""
     methods = [] if cfg.attack.methods == [NONE] else list(cfg.attack.methods)
     passive, active = passive_methods(methods), active_methods(methods)
-    cores = saved["phase"] == "both" if saved is not None else torch.get_num_threads() > 1
+    cores = saved["phase"] == "both" if saved is not None else cpu_workers(cfg.threads) > 1
     return Plan(methods, passive, active, together=bool(active) and bool(passive) and simulator and cores)

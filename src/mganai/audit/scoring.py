@@ -18,12 +18,20 @@ from mganai.audit.traces import Trace
 from mganai.config import RunConfig
 from mganai.data import FederatedDataset
 from mganai.eval.curves import CurveProbe
-from mganai.eval.metrics import nn_ssim, oracle_rates, real_data_reference, sample_diversity
-from mganai.eval.oracle import Oracle, train_oracle
+from mganai.eval.metrics import (
+    identity_as_others,
+    nn_ssim,
+    oracle_rates,
+    real_data_reference,
+    sample_diversity,
+)
+from mganai.eval.oracle import OPEN_SET_QUANTILE, Oracle, train_oracle
 from mganai.fl.server import FLResult
+from mganai.methods import Sampler
 
 SAMPLES_SEED_OFFSET = 4242  # the evaluation request's noise: seed + this
 CURVES_SEED_OFFSET = 777  # the curves' small request's noise: seed + this
+AS_OTHERS_MAX = 9  # the request 'as another client' is made for every other client, or this many spread over them
 # A sweep's judges by (data, seed, oracle settings, device): set to {} by `mganai sweep`, None otherwise.
 ORACLE_CACHE: dict[str, Oracle] | None = None
 
@@ -78,13 +86,25 @@ def curve_probes(cfg: RunConfig, data: FederatedDataset, oracle: Oracle | None) 
     ]
 
 
-def oracle_summary(oracle: Oracle) -> dict[str, float]:
+def oracle_summary(oracle: Oracle, others: list[int]) -> dict[str, Any]:
+    """The judge, for metrics.json: its accuracy on held-out real images, its open-set calibration, and the
+    clients the request 'as another client' was made for."""
     return {
         "heldout_identity_accuracy": oracle.heldout_identity_accuracy,
         "heldout_class_accuracy": oracle.heldout_class_accuracy,
         "heldout_softened_identity_accuracy": oracle.heldout_softened_identity_accuracy,
         "heldout_softened_class_accuracy": oracle.heldout_softened_class_accuracy,
+        "open_set_threshold": oracle.open_set_threshold,
+        "open_set_quantile": OPEN_SET_QUANTILE,
+        "heldout_data_like_rate": oracle.heldout_data_like_rate,
+        "heldout_softened_data_like_rate": oracle.heldout_softened_data_like_rate,
+        "as_others_clients": others,
     }
+
+
+def requests_as_others(sampler: Sampler, classes: Tensor, seed: int, others: list[int]) -> dict[int, Tensor]:
+    """The evaluation request (same classes, same seed) made as each of `others` instead of the victim."""
+    return {k: sampler.generate(classes, seed, client=k) for k in others}
 
 
 def score_methods(
@@ -95,15 +115,18 @@ def score_methods(
     base: Trace,
     samples: dict[str, Tensor],
     classes: Tensor,
+    as_others: dict[str, dict[int, Tensor]],
 ) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """Every method's scores (what leaked, and what it cost FL and the victim), and the real data's own numbers
-    to read them against."""
+    to read them against. `as_others`: per method, the same request made as other clients."""
     victim = cfg.attack.victim
     reference = real_data_reference(data, victim)
     scored = {}
     for name, x in samples.items():
         trace = traces[name]
         scores = oracle_rates(oracle, x, classes, victim)
+        scores["identity_as_others"] = identity_as_others(oracle, as_others[name], victim)
+        scores["identity_advantage"] = scores["victim_identity_rate"] - scores["identity_as_others"]
         scores.update(nn_ssim(data, x, classes, victim))
         scores["diversity_ratio"] = sample_diversity(x, classes) / reference["victim_diversity"]
         scores["fl_test_accuracy"] = trace.fl.test_accuracy[-1]
@@ -138,8 +161,9 @@ def faults(fl: FLResult, victim: int) -> dict[str, Any]:
     }
 
 
-def describe(data: FederatedDataset) -> dict[str, Any]:
-    """What was actually loaded (a folder's client names, the resolution a default picked), for metrics.json."""
+def describe(data: FederatedDataset, victim: int) -> dict[str, Any]:
+    """What was actually loaded (a folder's client names, the resolution a default picked), for metrics.json.
+    `clients` are the clients that train; `victim` is the victim's index among them."""
     return {
         "name": data.name,
         "image_shape": list(data.image_shape),
@@ -147,6 +171,7 @@ def describe(data: FederatedDataset) -> dict[str, Any]:
         "clients": data.client_names(),
         "train_samples": [len(c.y_train) for c in data.clients],
         "heldout_samples": [len(c.y_test) for c in data.clients],
+        "victim": victim,
     }
 
 

@@ -27,6 +27,7 @@ from mganai.attack.gan import GanAttack
 from mganai.attack.linkability import AggregateAsVictim, Relinker
 from mganai.config import RunConfig
 from mganai.data import FederatedDataset
+from mganai.device import cpu_workers
 from mganai.eval.curves import CurveProbe
 from mganai.fl.defenses import ShuffleLedger, defense_steps
 from mganai.fl.model import Params, SharedCNN, clone_params, params_of, seeded
@@ -34,6 +35,7 @@ from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.server import FedAvgSimulator, FLResult, accuracy
 from mganai.fl.settle import DefenseSteps
 from mganai.methods import METHODS, AttackParts, Sampler
+from mganai.threat import PublicData
 
 if TYPE_CHECKING:
     from mganai.audit.checkpointing import AuditCheckpoints
@@ -131,9 +133,11 @@ def setup_trace(
     isolate: bool,
     device: torch.device,
     probe: CurveProbe | None = None,
+    public: PublicData | None = None,
 ) -> TraceSetup:
     """The shared model and the attack observers of a trace, on `device`; with `isolate`, the server isolates the
-    victim (the trace of the methods that change FL)."""
+    victim (the trace of the methods that change FL). `public`: what a server with public data holds (only the
+    attack methods get it; FL never sees it)."""
     a = cfg.attack
     shape = data.image_shape
     model = SharedCNN(shape[0], data.num_classes, shape[1]).to(device)
@@ -146,9 +150,9 @@ def setup_trace(
     isolation = VictimIsolation(a.victim, a.start_round, a.isolation_rebase_every) if isolate else None
     if isolation:
         observers.insert(0, isolation)  # first: the victim's private model follows the round it was sent
-    parts = AttackParts(model, bank, data.num_classes, data.num_clients, shape, a, cfg.seed)
+    parts = AttackParts(model, bank, data.num_classes, data.num_clients, shape, a, cfg.seed, public)
     samplers = {name: METHODS[name].build(parts) for name in methods}
-    group = ConcurrentGans([s for s in samplers.values() if isinstance(s, GanAttack)])
+    group = ConcurrentGans([s for s in samplers.values() if isinstance(s, GanAttack)], cpu_workers(cfg.threads))
     observers.append(group)
     if probe is not None:  # last: it sees each round after every attack has learnt from it
         probe.attach(samplers)
@@ -186,11 +190,12 @@ def run_trace(
     run_fl: FLRunner = simulate,
     probe: CurveProbe | None = None,
     phase: PhaseRunner | None = None,
+    public: PublicData | None = None,
 ) -> Trace:
     """FedAvg (run by `run_fl`, or by `phase` when checkpointing) with the given attack methods attached;
     `probe` scores them over rounds."""
     start = time.perf_counter()
-    setup = setup_trace(cfg, data, methods, isolate, device, probe)
+    setup = setup_trace(cfg, data, methods, isolate, device, probe, public)
     tick, close = progress(cfg, "FL + active attack" if isolate else "FL + passive attacks")
     try:
         if phase is not None:
@@ -230,6 +235,7 @@ def run_side_by_side(
     device: torch.device,
     probes: list[CurveProbe | None],
     ckpt: AuditCheckpoints | None,
+    public: PublicData | None = None,
 ) -> tuple[Trace, Trace]:
     """The passive and the active trace at once, round by round, each on one CPU thread (the passive trace's
     GANs on threads of their own).
@@ -239,7 +245,7 @@ def run_side_by_side(
     it computes alone at one thread: the attacks train as in an OMP_NUM_THREADS=1 run.
     """
     start = time.perf_counter()
-    setups = [setup_trace(cfg, data, methods[i], i == 1, device, probes[i]) for i in range(2)]
+    setups = [setup_trace(cfg, data, methods[i], i == 1, device, probes[i], public) for i in range(2)]
     sims = [
         FedAvgSimulator(s.model, s.init, data, cfg.fl, cfg.seed, s.observers, s.isolation, s.defense) for s in setups
     ]

@@ -35,6 +35,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     if ndim == 0 or len(raw) < header:
         raise DataError(f"IDX file {path} is truncated (header)")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    if 0 in shape:  # no values: numpy would refuse the reshape of a damaged header, and images need a side
+        raise DataError(f"IDX file {path} holds no values (shape {shape})")
     dtype = np.dtype(_TYPES[raw[2]])
     count = math.prod(shape)  # Python ints: np.prod wraps around on a damaged header's huge dimensions
     need = count * dtype.itemsize

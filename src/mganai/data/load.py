@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mganai.config import DataConfig
 from mganai.data.federated import FederatedDataset
-from mganai.datasets import has_natural_clients, parse
+from mganai.datasets import parse
 from mganai.errors import ConfigError, DataError
 
 
@@ -14,15 +14,6 @@ def load_dataset(cfg: DataConfig, seed: int) -> FederatedDataset:
     """The federated dataset a config names."""
     entry, arg = parse(cfg.dataset)
     return entry.load(cfg, arg, seed)
-
-
-def client_count(cfg: DataConfig, seed: int) -> int:
-    """How many clients the named data has: `data.clients`, unless the data brings its own (a folder: dataset's
-    client folders, read by name only; faces: loaded)."""
-    if not has_natural_clients(cfg.dataset):
-        return cfg.clients
-    names = natural_client_names(cfg)
-    return len(names) if names is not None else load_dataset(cfg, seed).num_clients
 
 
 def natural_client_names(cfg: DataConfig) -> list[str] | None:
@@ -50,11 +41,17 @@ def resolve_victim(cfg: DataConfig, victim: str) -> int:
 
 
 def check_victim_early(cfg: DataConfig, victim: int) -> None:
-    """For folder: datasets, the victim index against the client folders, before any image is read."""
+    """For folder: datasets, the victim index and withheld clients against the client folders, before any image
+    is read."""
     names = natural_client_names(cfg)
     if names is not None and not 0 <= victim < len(names):
         raise ConfigError(
             f"attack.victim must be in 0..{len(names) - 1} ({cfg.dataset} has {len(names)} clients), got {victim}"
+        )
+    if names is not None and cfg.public_clients > len(names) - 2:
+        raise ConfigError(
+            f"data.public_clients must be in 1..{len(names) - 2} (clients - 2: at least two clients stay in the "
+            f"federation; {cfg.dataset} has {len(names)} clients), got {cfg.public_clients}"
         )
 
 

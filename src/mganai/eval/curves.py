@@ -3,9 +3,9 @@
 A `CurveProbe` is a server observer attached after the attacks: every `every`
 rounds (and after the last round) it asks each method for the same small fixed
 request (`per_class` samples of every class, one fixed seed) and lets the oracle
-score them. It only reads: the samplers generate from their own seeded
-generators, so the FL trace and the attacks' final numbers are the same with and
-without it (tested).
+score them (open set: only samples that look like data count, as in metrics.json).
+It only reads: the samplers generate from their own seeded generators, so the FL
+trace and the attacks' final numbers are the same with and without it (tested).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class CurveProbe(Checkpointed):
         start = time.perf_counter()
         for name, sampler in self.samplers.items():
             rates = oracle_rates(self.oracle, sampler.generate(self.classes, self.seed), self.classes, self.victim)
-            self.points.append(CurvePoint(name, round_, stage, **rates))
+            self.points.append(CurvePoint(name, round_, stage, *(rates[k] for k in CURVE_COLUMNS[3:])))
         self.seconds += time.perf_counter() - start
 
     def state_dict(self) -> dict[str, Any]:

@@ -1,6 +1,20 @@
-"""Metrics computed the same way for every method: oracle rates and nearest-neighbour SSIM."""
+"""Metrics computed the same way for every method: oracle rates and nearest-neighbour SSIM.
+
+The oracle's rates count a sample only when it looks like data (`Oracle.judge`'s
+open set): a sample like no client's real image is credited to nobody and to no
+class. The closed-set rates, which credit every sample to some client, are kept
+beside them (`*_closed_set`) for comparison with earlier runs.
+
+Identity is read against a request that cannot know the victim: the same method,
+asked for the same classes with the same noise but *as another client*
+(`identity_as_others`). A method that ignores whose data it is asked for (a
+class-level GAN) answers both requests alike, so its `identity_advantage` is
+exactly 0; what a user-level method leaks about the victim is the advantage.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 from pytorch_msssim import ssim
@@ -11,14 +25,44 @@ from mganai.eval.oracle import Oracle
 
 
 def oracle_rates(oracle: Oracle, samples: Tensor, classes: Tensor, victim: int) -> dict[str, float]:
-    """Share of samples the oracle assigns to the victim, to the asked class, and to both."""
-    pid, pcls = oracle.predict(samples)
-    is_victim, is_class = pid == victim, pcls == classes
+    """Shares of samples that look like data and that the oracle assigns to the victim, to the asked class, and
+    to both; the share that looks like data; and the same three rates over every sample (closed set)."""
+    v = oracle.judge(samples)
+    is_victim, is_class, data = v.client == victim, v.category == classes, v.data_like
     return {
-        "victim_identity_rate": float(is_victim.float().mean()),
-        "class_accuracy": float(is_class.float().mean()),
-        "joint_success": float((is_victim & is_class).float().mean()),
+        "victim_identity_rate": _share(is_victim & data),
+        "class_accuracy": _share(is_class & data),
+        "joint_success": _share(is_victim & is_class & data),
+        "data_like_rate": _share(data),
+        "victim_identity_rate_closed_set": _share(is_victim),
+        "class_accuracy_closed_set": _share(is_class),
+        "joint_success_closed_set": _share(is_victim & is_class),
     }
+
+
+def identity_as_others(oracle: Oracle, as_others: Mapping[int, Tensor], victim: int) -> float:
+    """The share of samples requested as another client that the oracle calls the victim's data (data-like only),
+    averaged over the other clients (`as_others`: client -> the samples requested as that client)."""
+    shares = []
+    for client, samples in as_others.items():
+        if client == victim:
+            raise ValueError("identity_as_others: the victim is not another client")
+        v = oracle.judge(samples)
+        shares.append(_share((v.client == victim) & v.data_like))
+    return sum(shares) / len(shares) if shares else float("nan")
+
+
+def other_clients(victim: int, num_clients: int, most: int) -> list[int]:
+    """The clients a request 'as another client' is made for: every other client, or `most` of them spread evenly
+    over the others (in index order after the victim) when there are more."""
+    others = [(victim + i) % num_clients for i in range(1, num_clients)]
+    if len(others) <= most:
+        return sorted(others)
+    return sorted(others[round(j * len(others) / most)] for j in range(most))
+
+
+def _share(mask: Tensor) -> float:
+    return float(mask.float().mean()) if len(mask) else float("nan")
 
 
 _PAIRS_PER_CALL = 4096  # bounds the memory of one batched SSIM call

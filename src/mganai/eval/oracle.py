@@ -9,11 +9,21 @@ a little softer than a photo or a scan, and a judge trained on sharp images only
 named the wrong writer and the wrong class for many softened *real* held-out
 images, so its verdicts on reconstructions measured their sharpness, not whose
 data they show (`heldout_softened_*` in metrics.json keeps checking it).
+
+It is an open-set judge: it may say "like no client". A classifier names *some*
+client and *some* class for any input, blobs and noise included (a class-level GAN
+that knows nothing of the victim got 0.58 victim identity on blurred shapes). So
+the oracle keeps its own features (the trunk's 128-d output, L2-normalised) of
+every training image, and a sample counts as data only when its cosine distance to
+the nearest of them is within `open_set_threshold`: the distance that 95 % of the
+held-out real images, sharp and softened, stay within. Samples beyond it are like
+no client's data, and the headline rates (`eval.metrics.oracle_rates`) do not
+credit them to anyone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +36,8 @@ from mganai.fl.model import seeded
 
 SOFTEN_FACTORS = (1.25, 2.5)  # training: resampled down by a random factor in this range and back up
 CHECK_FACTOR = 2.0  # the softening of the held-out check reported as `heldout_softened_*`
+OPEN_SET_QUANTILE = 0.95  # share of held-out real images (sharp and softened) the open-set threshold lets through
+FEATURES = 128  # width of the trunk's output
 
 
 def soften(x: Tensor, factor: float) -> Tensor:
@@ -66,20 +78,29 @@ class OracleNet(nn.Module):
             nn.AdaptiveAvgPool2d(4),
             nn.Flatten(),
             nn.Dropout(0.3),
-            nn.Linear(2 * width * 16, 128),
+            nn.Linear(2 * width * 16, FEATURES),
             nn.ReLU(),
         )
-        self.identity = nn.Linear(128, num_clients)
-        self.category = nn.Linear(128, num_classes)
+        self.identity = nn.Linear(FEATURES, num_clients)
+        self.category = nn.Linear(FEATURES, num_classes)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         h = self.trunk(x)
         return self.identity(h), self.category(h)
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """The oracle on a batch of images: the client and class it names, and whether the image looks like data."""
+
+    client: Tensor  # [n] the client it names (closed set: always some client)
+    category: Tensor  # [n] the class it names
+    data_like: Tensor  # [n] bool: within the open-set threshold of some client's real training image
+
+
 @dataclass
 class Oracle(Checkpointed):
-    """A trained oracle and its held-out accuracies."""
+    """A trained oracle, its held-out accuracies and its open-set calibration."""
 
     STATE = (
         "net",
@@ -87,6 +108,10 @@ class Oracle(Checkpointed):
         "heldout_class_accuracy",
         "heldout_softened_identity_accuracy",
         "heldout_softened_class_accuracy",
+        "features",
+        "open_set_threshold",
+        "heldout_data_like_rate",
+        "heldout_softened_data_like_rate",
     )
 
     net: OracleNet
@@ -94,18 +119,58 @@ class Oracle(Checkpointed):
     heldout_class_accuracy: float
     heldout_softened_identity_accuracy: float = 0.0  # on the held-out images softened by CHECK_FACTOR
     heldout_softened_class_accuracy: float = 0.0
+    features: Tensor = field(default_factory=lambda: torch.zeros(0, FEATURES))  # every training image's, unit length
+    open_set_threshold: float = 2.0  # cosine distance beyond which an image is like no client's (2: none is)
+    heldout_data_like_rate: float = float("nan")  # held-out real images within the threshold
+    heldout_softened_data_like_rate: float = float("nan")  # the same images softened by CHECK_FACTOR
 
     @torch.no_grad()
     def predict(self, x: Tensor, batch: int = 1024) -> tuple[Tensor, Tensor]:
         """Predicted client and class for each image (on the CPU, wherever the net computes)."""
+        verdict = self.judge(x, batch, open_set=False)
+        return verdict.client, verdict.category
+
+    @torch.no_grad()
+    def judge(self, x: Tensor, batch: int = 1024, open_set: bool = True) -> Verdict:
+        """Client, class and data-likeness of each image (on the CPU); `open_set=False` skips the latter (all True)."""
         self.net.eval()
         device = module_device(self.net)
-        ids, cls = [], []
+        ids, cls, near = [], [], []
         for i in range(0, len(x), batch):
-            a, b = self.net(x[i : i + batch].to(device))
-            ids.append(a.argmax(1).cpu())
-            cls.append(b.argmax(1).cpu())
-        return torch.cat(ids), torch.cat(cls)
+            h = self.net.trunk(x[i : i + batch].to(device))
+            ids.append(self.net.identity(h).argmax(1).cpu())
+            cls.append(self.net.category(h).argmax(1).cpu())
+            if open_set:
+                near.append(nearest_distance(F.normalize(h, dim=1), self.features.to(device)).cpu())
+        data_like = torch.cat(near) <= self.open_set_threshold if open_set else torch.ones(len(x), dtype=torch.bool)
+        return Verdict(torch.cat(ids), torch.cat(cls), data_like)
+
+    @torch.no_grad()
+    def distance(self, x: Tensor, batch: int = 1024) -> Tensor:
+        """Each image's cosine distance to the nearest training image, in the oracle's features (on the CPU)."""
+        return nearest_distance(self.embed(x, batch), self.features)
+
+    @torch.no_grad()
+    def embed(self, x: Tensor, batch: int = 1024) -> Tensor:
+        """The trunk's features of each image, L2-normalised, in eval mode: [n, FEATURES] on the CPU."""
+        self.net.eval()
+        device = module_device(self.net)
+        parts = [F.normalize(self.net.trunk(x[i : i + batch].to(device)), dim=1).cpu() for i in range(0, len(x), batch)]
+        return torch.cat(parts) if parts else torch.zeros(0, FEATURES)
+
+
+def nearest_distance(h: Tensor, bank: Tensor, chunk: int = 4096) -> Tensor:
+    """1 - the largest cosine similarity of each unit-length row of `h` to a row of `bank` ([n]; 1 when `bank` is
+    empty). A feature vector of zeros (every unit silent) is at distance 1 from everything."""
+    if len(bank) == 0:
+        return torch.ones(len(h), device=h.device)
+    best = torch.cat([(part @ bank.T).amax(1) for part in h.split(chunk)]) if len(h) else h.new_zeros(0)
+    return 1 - best
+
+
+def calibrate(distances: Tensor, quantile: float = OPEN_SET_QUANTILE) -> float:
+    """The open-set threshold: the `quantile` of real images' nearest-training-image distances."""
+    return float(torch.quantile(distances.double(), quantile))
 
 
 def train_oracle(
@@ -141,7 +206,18 @@ def _train(data: FederatedDataset, seed: int, epochs: int, batch: int, device: t
     oracle.heldout_identity_accuracy, oracle.heldout_class_accuracy = _accuracies(oracle, xt, ot, yt)
     softened = _accuracies(oracle, soften(xt, CHECK_FACTOR), ot, yt)
     oracle.heldout_softened_identity_accuracy, oracle.heldout_softened_class_accuracy = softened
+    open_set(oracle, x, xt)
     return oracle
+
+
+def open_set(oracle: Oracle, train: Tensor, heldout: Tensor) -> None:
+    """Keep the features of the training images and calibrate the threshold on the held-out ones, sharp and
+    softened (reconstructions are softer than real images; a softened real image is still data)."""
+    oracle.features = oracle.embed(train)
+    sharp, soft = oracle.distance(heldout), oracle.distance(soften(heldout, CHECK_FACTOR))
+    oracle.open_set_threshold = calibrate(torch.cat([sharp, soft]))
+    oracle.heldout_data_like_rate = float((sharp <= oracle.open_set_threshold).float().mean())
+    oracle.heldout_softened_data_like_rate = float((soft <= oracle.open_set_threshold).float().mean())
 
 
 def _accuracies(oracle: Oracle, x: Tensor, owner: Tensor, y: Tensor) -> tuple[float, float]:

@@ -43,6 +43,11 @@ def screen_updates(updates: Params, client_ids: Sequence[int], round_: int, max_
     return rejected
 
 
+def dropout_generator(seed: int) -> torch.Generator:
+    """The stream `dropouts` draws from: its own, so who is sampled is the same at any p, in every runtime."""
+    return torch.Generator().manual_seed(seed * 7 + 5)
+
+
 def dropouts(num_clients: int, p: float, gen: torch.Generator) -> set[int]:
     """Clients that fail to answer this round, each with probability `p`.
 

@@ -16,6 +16,7 @@ from typing import Protocol
 from torch import Tensor
 
 from mganai.fl.model import Params
+from mganai.fl.recipe import LocalRecipe
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class RoundObservation:
 
     `sent` and `updates` are stacked over the participating clients (leading axis
     ordered as `client_ids`): `sent[k]` is the model client `client_ids[k]` received
-    and `updates[k]` = its returned model minus `sent[k]`.
+    and `updates[k]` = its returned model minus `sent[k]`. `recipe` is the local
+    training the server asked for this round (None when the runtime did not say).
     """
 
     round: int
@@ -34,6 +36,7 @@ class RoundObservation:
     sent: Params
     updates: Params
     aggregated: list[int]  # clients whose updates went into M_{t+1}
+    recipe: LocalRecipe | None = None  # lr, momentum, local epochs, batch size the server sent
 
     def position(self, client: int) -> int | None:
         """Index of a client on the stacked axis, or None if it did not take part."""

@@ -29,9 +29,10 @@ from mganai.checkpoint import Checkpointed
 from mganai.config import FLConfig
 from mganai.data.federated import FederatedDataset
 from mganai.fl.client import ENGINES, client_generator, make_plan
-from mganai.fl.faults import dropouts
+from mganai.fl.faults import dropout_generator, dropouts
 from mganai.fl.model import Params, clone_params, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
+from mganai.fl.recipe import local_recipe
 from mganai.fl.settle import NO_DEFENSE, DefenseSteps, RoundUpdates, rejection_message, settle_round
 
 
@@ -138,7 +139,7 @@ class FedAvgSimulator(Checkpointed):
         x_test, y_test, _ = data.heldout()
         self._test = (x_test.to(device), y_test.to(device))
         self._sampler = torch.Generator().manual_seed(seed * 7 + 3)
-        self._dropout = torch.Generator().manual_seed(seed * 7 + 5)  # its own stream: sampling is the same at any p
+        self._dropout = dropout_generator(seed)
         self.rejected: list[dict[str, Any]] = []
         self.dropped: list[dict[str, int]] = []
         self.log: Callable[[str], None] = warn
@@ -157,14 +158,15 @@ class FedAvgSimulator(Checkpointed):
         sent = {n: torch.stack([(custom.get(k) or self.params)[n] for k in ids]) for n in self.params}
         clients = [self.data.clients[k] for k in ids]
         gens = [client_generator(self.seed, t, k) for k in ids]
+        recipe = local_recipe(self.cfg, t)
         sizes = [len(c.y_train) for c in clients]
-        plan = make_plan(sizes, self.cfg.batch_size, self.cfg.local_epochs, gens, self.cfg.local_steps)
+        plan = make_plan(sizes, recipe.batch_size, recipe.local_epochs, gens, recipe.local_steps)
         xs, ys = [self._train[k][0] for k in ids], [self._train[k][1] for k in ids]
-        ends = self.train_step(self.model, sent, xs, ys, plan, self.cfg.lr, self.cfg.momentum)
+        ends = self.train_step(self.model, sent, xs, ys, plan, recipe.lr, recipe.momentum)
         counts = torch.tensor([len(c.y_train) for c in clients], dtype=torch.float32)
         dispatched = frozenset(k for k in ids if custom.get(k) is not None)
         updates = {n: ends[n] - sent[n] for n in ends}
-        round_ = RoundUpdates(t, self.params, ids, sent, updates, counts, dispatched)
+        round_ = RoundUpdates(t, self.params, ids, sent, updates, counts, dispatched, recipe)
         settled = settle_round(round_, self.cfg.max_update_norm, self.defense)
         for r in settled.rejected:
             self.log(rejection_message(r))

@@ -34,6 +34,7 @@ from mganai.fl.aggregate import apply_update, weighted_mean
 from mganai.fl.faults import screen_updates
 from mganai.fl.model import Params, clone_params
 from mganai.fl.observers import RoundObservation, stacked_clone
+from mganai.fl.recipe import LocalRecipe
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class RoundUpdates:
     updates: Params  # [K, ...]: its returned model minus what it received
     num_samples: Tensor  # [K] float32: each client's training samples, the FedAvg weights
     dispatched: frozenset[int] = frozenset()  # clients sent another model than M_t: their updates are not averaged
+    recipe: LocalRecipe | None = None  # the local training the server asked for (it reaches the observation)
 
     def select(self, positions: Sequence[int]) -> RoundUpdates:
         """Only the clients at these positions of the stacked axis."""
@@ -126,6 +128,7 @@ def observation(held: RoundUpdates, aggregated: list[int]) -> RoundObservation:
         sent=stacked_clone(held.sent),
         updates=stacked_clone(held.updates),
         aggregated=aggregated,
+        recipe=held.recipe,
     )
 
 

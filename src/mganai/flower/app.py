@@ -3,7 +3,8 @@
 ServerApp: the audit of `mganai run` (same attack set-up, oracle, metrics.json and
 images), with FL run by Flower through `AuditStrategy` instead of our simulator.
 ClientApp: one client's local training with the simulator's own code (`make_plan`
-+ `train_loop` with the simulator's per-(seed, round, client) generator), so a
++ `train_loop` with the simulator's per-(seed, round, client) generator) and the
+round's learning rate, momentum, epochs, batch size and step cap the server sent, so a
 client's update is the same as in `mganai run --engine loop`. It reports its
 partition id so the server can tell clients apart.
 
@@ -30,16 +31,24 @@ from torch import nn
 
 from mganai.audit import FLRunner, run_audit
 from mganai.config import RunConfig, build_config, load_toml
-from mganai.data import FederatedDataset, load_dataset
-from mganai.data.load import client_count
+from mganai.data import FederatedDataset
+from mganai.data.public import load_federation
 from mganai.device import resolve_device, set_determinism
 from mganai.fl.client import client_generator, make_plan, train_loop
 from mganai.fl.model import Params, SharedCNN, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
+from mganai.fl.recipe import LocalRecipe, local_recipe
 from mganai.fl.server import FLResult, accuracy
 from mganai.fl.settle import DefenseSteps
 from mganai.flower.defenses import client_mods, server_steps, wrap_strategy
-from mganai.flower.strategy import CLIENT_KEY, AuditStrategy, accuracy_fn, params_from_record, record_from_params
+from mganai.flower.strategy import (
+    CLIENT_KEY,
+    RECIPE_KEYS,
+    AuditStrategy,
+    accuracy_fn,
+    params_from_record,
+    record_from_params,
+)
 
 ROUND_TIMEOUT_S = 600.0  # longest wait for a round's replies
 
@@ -60,10 +69,11 @@ _DATA: dict[str, FederatedDataset] = {}
 
 
 def cached_dataset(cfg: RunConfig) -> FederatedDataset:
-    """The federated dataset, built once per process (a ClientApp process serves many rounds)."""
-    key = json.dumps([asdict(cfg.data), cfg.seed], sort_keys=True)
+    """The clients that train (withheld public clients left out), built once per process (a ClientApp process
+    serves many rounds)."""
+    key = json.dumps([asdict(cfg.data), cfg.attack.victim, cfg.seed], sort_keys=True)
     if key not in _DATA:
-        _DATA[key] = load_dataset(cfg.data, cfg.seed)
+        _DATA[key] = load_federation(cfg.data, cfg.attack.victim, cfg.seed).data
     return _DATA[key]
 
 
@@ -76,6 +86,20 @@ def _number(value: object, kind: type[N]) -> N:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number in a Flower record, got {value!r}")
     return kind(value)
+
+
+def recipe_from_config(config: Any) -> LocalRecipe | None:
+    """The local training recipe a round's config carries (`RECIPE_KEYS`), or None when the server sent none."""
+    if not all(key in config for key in RECIPE_KEYS.values()):
+        return None
+    v = {field: config[key] for field, key in RECIPE_KEYS.items()}
+    return LocalRecipe(
+        _number(v["lr"], float),
+        _number(v["momentum"], float),
+        _number(v["local_epochs"], int),
+        _number(v["batch_size"], int),
+        _number(v["local_steps"], int),
+    )
 
 
 def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: DatasetFn = cached_dataset) -> RecordDict:
@@ -93,12 +117,15 @@ def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: Datas
     shape = data.image_shape
     model = SharedCNN(shape[0], data.num_classes, shape[1]).to(device)
     start = params_from_record(content.array_records["arrays"], device)
-    t = _number(content.config_records["config"]["server-round"], int) - 1
+    config = content.config_records["config"]
+    t = _number(config["server-round"], int) - 1
+    # The recipe the server sent; a server that sends none gets the one our settings give for this round.
+    recipe = recipe_from_config(config) or local_recipe(cfg.fl, t)
     gen = client_generator(cfg.seed, t, client)
-    plan = make_plan([len(own.y_train)], cfg.fl.batch_size, cfg.fl.local_epochs, [gen], cfg.fl.local_steps)
+    plan = make_plan([len(own.y_train)], recipe.batch_size, recipe.local_epochs, [gen], recipe.local_steps)
     stacked = {n: v.unsqueeze(0) for n, v in start.items()}
     x, y = own.x_train.to(device), own.y_train.to(device)
-    ends = train_loop(model, stacked, [x], [y], plan, cfg.fl.lr, cfg.fl.momentum)
+    ends = train_loop(model, stacked, [x], [y], plan, recipe.lr, recipe.momentum)
     metrics = MetricRecord({"num-examples": len(own.y_train), CLIENT_KEY: client})
     return RecordDict({"arrays": record_from_params({n: v[0] for n, v in ends.items()}), "metrics": metrics})
 
@@ -109,7 +136,8 @@ def make_client_app(cfg: RunConfig | None = None, dataset: DatasetFn = cached_da
     `dataset` loads the federation from the config (per process, so it should cache;
     bench/throughput.py passes a larger, resampled one).
     """
-    app = ClientApp(mods=client_mods(cfg, client_count(cfg.data, cfg.seed)) if cfg else [])
+    # local-dp's default δ is 1/(10·N) for the N clients that train, as in the simulator
+    app = ClientApp(mods=client_mods(cfg, dataset(cfg).num_clients) if cfg and cfg.defense.name != "none" else [])
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
@@ -152,6 +180,10 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
             min_train_nodes=max(1, round(cfg.fl.client_fraction * n)),
             min_available_nodes=n,  # start once every client's node is connected
             device=device,
+            recipe=lambda t: local_recipe(cfg.fl, t),
+            dropout=cfg.fl.dropout,
+            num_clients=n,
+            seed=cfg.seed,
         )
         sampled = max(1, round(cfg.fl.client_fraction * n))
         result = wrap_strategy(cfg, audit, sampled).start(
@@ -165,7 +197,11 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         final = params_from_record(result.arrays, device) if len(result.arrays) else dict(init)
         accs = [_number(result.evaluate_metrics_serverapp[r]["accuracy"], float) for r in range(1, cfg.fl.rounds + 1)]
         return FLResult(
-            final_params=final, test_accuracy=accs, participants=audit.participants, rejected=audit.rejected
+            final_params=final,
+            test_accuracy=accs,
+            participants=audit.participants,
+            rejected=audit.rejected,
+            dropped=audit.dropped,
         )
 
     return run
@@ -189,32 +225,66 @@ server_app = make_server_app()
 client_app = make_client_app()
 
 
+class _KnownNoise(logging.Filter):
+    """Flower's warnings about choices flower-sim makes on purpose, which a user can do nothing about."""
+
+    NOISE = (
+        "`run_simulation` function is deprecated",  # flower-sim is a one-command simulation; `flwr run` is not
+        "fraction_evaluate is set to 0.0",  # the server scores the shared model on held-out data itself
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(n in record.getMessage() for n in self.NOISE)
+
+
 def run_flower_simulation(cfg: RunConfig, workers: int = 2, verbose: bool = False) -> dict[str, Any]:
     """`mganai flower-sim`: the audit in Flower's simulation engine (Ray), one virtual node per client.
 
-    `workers` ClientApps run at once (Ray actors of one CPU each). Returns the metrics
-    the ServerApp wrote to `cfg.out`/metrics.json.
+    `workers` ClientApps run at once (Ray actors of one CPU each, one torch thread each, as the ServerApp's
+    computations: the numbers are those of `mganai run --engine loop`). Returns the metrics the ServerApp
+    wrote to `cfg.out`/metrics.json. Without `verbose`, Flower logs warnings only, less the two about
+    flower-sim's own choices, and Ray's tip about GPU variables (it changes nothing here) is not shown.
     """
+    import warnings
+
     from flwr.simulation import run_simulation
 
+    flwr_logger = logging.getLogger("flwr")
+    noise = _KnownNoise()
     if not verbose:
-        logging.getLogger("flwr").setLevel(logging.WARNING)
+        flwr_logger.setLevel(logging.WARNING)
+        flwr_logger.addFilter(noise)
     # Ray hides GPUs from an actor given none: on a GPU run the clients share the server's GPU.
     gpu_share = 1.0 / workers if resolve_device(cfg.device).type == "cuda" else 0.0
     backend = {
         # Ray on loopback only (it would bind the machine's address), no dashboard
-        "init_args": {"num_cpus": workers, "include_dashboard": False, "_node_ip_address": "127.0.0.1"},
+        "init_args": {
+            "num_cpus": workers,
+            "include_dashboard": False,
+            "_node_ip_address": "127.0.0.1",
+            # --quiet: the ClientApps' own output (Flower's notes as Ray stops them) stays in Ray's logs;
+            # a client that fails still fails the round on the server. Without it the lines are forwarded.
+            "log_to_driver": not cfg.quiet or verbose,
+        },
         "client_resources": {"num_cpus": 1.0, "num_gpus": gpu_share},
     }
     out = Path(cfg.out) / "metrics.json"
     before = out.stat().st_mtime_ns if out.exists() else None
-    run_simulation(
-        server_app=make_server_app(cfg),
-        client_app=make_client_app(cfg),
-        num_supernodes=client_count(cfg.data, cfg.seed),  # one per client: folder: and faces bring their own count
-        backend_config=backend,  # type: ignore[arg-type]
-        verbose_logging=verbose,
-    )
+    try:
+        with warnings.catch_warnings():
+            if not verbose:  # Ray's FutureWarning that it will stop hiding GPUs from actors given none
+                warnings.filterwarnings("ignore", message="Tip: In future versions of Ray", category=FutureWarning)
+            run_simulation(
+                server_app=make_server_app(cfg),
+                client_app=make_client_app(cfg),
+                num_supernodes=cached_dataset(
+                    cfg
+                ).num_clients,  # one per client that trains (and a bad --public fails here)
+                backend_config=backend,  # type: ignore[arg-type]
+                verbose_logging=verbose,
+            )
+    finally:
+        flwr_logger.removeFilter(noise)
     if not out.exists() or out.stat().st_mtime_ns == before:
         raise RuntimeError("the Flower ServerApp finished without writing metrics.json (see Flower's log above)")
     return json.loads(out.read_text())

@@ -17,6 +17,11 @@ data a node holds. Each ClientApp reports its partition id in its training metri
 from those replies. A client is therefore known from its first reply on: a
 dispatcher can only target it from the second round on (our active attack starts
 at `attack.start_round`, default 5).
+
+Local training recipe: given `recipe` (round -> `LocalRecipe`), the strategy sends
+each round's learning rate, momentum, local epochs, batch size and step cap in the round's
+config (keys `RECIPE_KEYS`), the ClientApp trains with what it was sent, and the
+observers see it in `RoundObservation.recipe`, as in the simulator.
 """
 
 from __future__ import annotations
@@ -33,11 +38,21 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from flwr.supercore import log
 
+from mganai.fl.faults import dropout_generator, dropouts
 from mganai.fl.model import Params, clone_params
 from mganai.fl.observers import ModelDispatcher, ServerObserver
+from mganai.fl.recipe import LocalRecipe
 from mganai.fl.settle import NO_DEFENSE, DefenseSteps, RoundUpdates, rejection_message, settle_round
 
 CLIENT_KEY = "partition-id"
+# `LocalRecipe` field -> key in a training round's ConfigRecord
+RECIPE_KEYS = {
+    "lr": "lr",
+    "momentum": "momentum",
+    "local_epochs": "local-epochs",
+    "batch_size": "batch-size",
+    "local_steps": "local-steps",
+}
 
 
 def params_from_record(record: ArrayRecord, device: torch.device | str = "cpu") -> Params:
@@ -63,7 +78,9 @@ class AuditStrategy(FedAvg):
 
     `observers` receive a `RoundObservation` per round (copies: they cannot change
     FL), its tensors on `device` (where the attack computes); `dispatcher`, if given,
-    decides per client which model it receives. Every other keyword goes to `FedAvg` unchanged.
+    decides per client which model it receives. With `dropout` > 0 (and `num_clients`),
+    each round's replies of the clients that `mganai run --dropout` would drop (the same
+    seeded draws) are discarded as if they never came. Every other keyword goes to `FedAvg` unchanged.
     """
 
     def __init__(
@@ -75,6 +92,10 @@ class AuditStrategy(FedAvg):
         max_update_norm: float = float("inf"),
         device: torch.device | str = "cpu",
         defense: DefenseSteps = NO_DEFENSE,
+        recipe: Callable[[int], LocalRecipe] | None = None,
+        dropout: float = 0.0,
+        num_clients: int = 0,
+        seed: int = 0,
         **fedavg: Any,
     ):
         fedavg.setdefault("train_metrics_aggr_fn", self._aggregate_metrics)
@@ -92,6 +113,11 @@ class AuditStrategy(FedAvg):
         self.defense = defense  # what a defense does to each round's accepted updates (`settle_round`)
         # central DP: the replies as received, before Flower's server-side wrapper clipped them (node -> record)
         self.raw_records: dict[int, ArrayRecord] | None = None
+        self.recipe = recipe  # round (0-based) -> the local training sent to every client
+        self._sent_recipe: LocalRecipe | None = None
+        self.dropout, self.num_clients = dropout, num_clients  # simulated faults, as in FedAvgSimulator
+        self._dropout = dropout_generator(seed)
+        self.dropped: list[dict[str, int]] = []
 
     def _aggregate_metrics(self, records: list[RecordDict], weighted_by_key: str) -> MetricRecord:
         """FedAvg's weighted metric average, minus the client id (an average of ids means nothing)."""
@@ -102,7 +128,11 @@ class AuditStrategy(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """FedAvg's messages, with a dispatcher-chosen model for the clients it targets."""
+        """FedAvg's messages (with the round's recipe, if any), a dispatcher-chosen model for the clients it targets."""
+        self._sent_recipe = self.recipe(server_round - 1) if self.recipe is not None else None
+        if self._sent_recipe is not None:
+            for field, key in RECIPE_KEYS.items():
+                config[key] = getattr(self._sent_recipe, field)
         messages = list(super().configure_train(server_round, arrays, config, grid))
         self._global = params_from_record(arrays, self.device)
         self._custom = {}
@@ -149,6 +179,9 @@ class AuditStrategy(FedAvg):
             ends = params_from_record(_single(reply.content.array_records, "ArrayRecord"), self.device)
             rows.append((client, node, reply, ends, float(metrics[self.weighted_by_key])))
         rows.sort(key=lambda r: r[0])
+        gone = dropouts(self.num_clients, self.dropout, self._dropout) if self.num_clients else set()
+        self.dropped += [{"round": server_round - 1, "client": r[0]} for r in rows if r[0] in gone]
+        rows = [r for r in rows if r[0] not in gone]
         self.participants.append([r[0] for r in rows])
         sent = [self._custom.get(node, self._global) for _, node, _, _, _ in rows]
         names = list(self._global) if rows else []
@@ -160,6 +193,7 @@ class AuditStrategy(FedAvg):
             updates={n: torch.stack([r[3][n] - s[n] for r, s in zip(rows, sent)]) for n in names},
             num_samples=torch.tensor([r[4] for r in rows], dtype=torch.float32),
             dispatched=frozenset(r[0] for r in rows if r[1] in self._custom),
+            recipe=self._sent_recipe,
         )
         defense = self.defense
         if self.raw_records is not None:  # the server saw the raw replies; it averages the ones Flower clipped

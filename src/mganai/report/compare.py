@@ -1,8 +1,10 @@
 """`mganai compare`: several finished runs (seeds, victims, defenses...) in one table and one plot.
 
 Rows are (run, method); each run is labelled by its directory name and described
-by the settings in which it differs from the others. With two or more runs of a
-method, a mean ± standard deviation row is added per method.
+by the settings in which it differs from the others, by its threat model and by its
+defense. With two or more runs of a method under one threat model, a mean ± standard
+deviation row is added per method and threat model (numbers of two threat models
+are never averaged together).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from typing import Any
 from mganai.io import atomic_write_bytes
 from mganai.report import plots
 from mganai.report.html import data_uri, environment
-from mganai.report.load import RunOutput, is_number, load_run, num_clients
+from mganai.report.load import RunOutput, is_number, load_run, num_clients, threat_of
 from mganai.report.tables import COLUMNS, best_marks, defense_label, fmt, with_derived
 
-IGNORED_SETTINGS = {"out", "quiet"}  # where a run was written and how chatty it was change no number
+IGNORED_SETTINGS = {"out", "quiet", "threads"}  # where a run was written, how chatty and how parallel: no number
 
 
 @dataclass
@@ -31,6 +33,7 @@ class Comparison:
     runs: list[RunOutput]
     labels: list[str]
     settings: dict[str, str]  # label -> the differing settings, "key=value ..."
+    threats: dict[str, str]  # label -> the run's threat model
     rows: list[dict[str, Any]]  # one per run and method: label, method, every column key
     methods: list[str]
 
@@ -68,15 +71,17 @@ def build(outs: Sequence[str | Path]) -> Comparison:
     for label, run in zip(labels, runs):
         flat = _flat(run.config)
         settings[label] = " ".join(f"{k}={_short(flat.get(k))}" for k in keys)
+    threats = {label: str(threat_of(run.metrics)["name"]) for label, run in zip(labels, runs)}
     rows, methods = [], []
     for label, run in zip(labels, runs):
         defense = run.metrics.get("defense") or {}
         for name, scores in run.methods.items():
-            row = {"run": label, "method": name, "defense": defense_label(run.metrics)}
+            row: dict[str, Any] = {"run": label, "method": name, "threat": threats[label]}
+            row["defense"] = defense_label(run.metrics)
             rows.append({**row, "epsilon": defense.get("epsilon"), **with_derived(scores)})
             if name not in methods:
                 methods.append(name)
-    return Comparison(runs, labels, settings, rows, methods)
+    return Comparison(runs, labels, settings, threats, rows, methods)
 
 
 def _short(v: Any) -> str:
@@ -84,42 +89,66 @@ def _short(v: Any) -> str:
 
 
 def summary_rows(cmp: Comparison) -> list[dict[str, Any]]:
-    """Per method present in 2+ runs: mean and (sample) standard deviation of every column."""
+    """Per method and threat model present in 2+ runs: mean and (sample) standard deviation of every column."""
     out = []
+    threats = list(dict.fromkeys(cmp.threats.values()))
     for name in cmp.methods:
-        rows = [r for r in cmp.rows if r["method"] == name]
-        if len(rows) < 2:
-            continue
-        row: dict[str, Any] = {"run": f"mean of {len(rows)} runs", "method": name}
-        for col in COLUMNS:
-            vals = [r[col.key] for r in rows if is_number(r.get(col.key))]
-            row[col.key] = statistics.fmean(vals) if vals else float("nan")
-            row[col.key + "_sd"] = statistics.stdev(vals) if len(vals) > 1 else float("nan")
-        out.append(row)
+        for threat in threats:
+            rows = [r for r in cmp.rows if r["method"] == name and r["threat"] == threat]
+            if len(rows) >= 2:
+                out.append(_mean_row(name, threat, rows))
     return out
 
 
+def _mean_row(name: str, threat: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sample standard deviation of every column over `rows` (one method, one threat model)."""
+    row: dict[str, Any] = {"run": f"mean of {len(rows)} runs", "method": name, "threat": threat}
+    for col in COLUMNS:
+        vals = [r[col.key] for r in rows if is_number(r.get(col.key))]
+        row[col.key] = statistics.fmean(vals) if vals else float("nan")
+        row[col.key + "_sd"] = statistics.stdev(vals) if len(vals) > 1 else float("nan")
+    return row
+
+
+def mean_sd(row: dict[str, Any], col: Any) -> str:
+    """A summary row's cell: mean ± sample standard deviation ('0.705±0.120', '+1.0±0.5 pts')."""
+    mean, sd = fmt(row.get(col.key), col.kind), row.get(col.key + "_sd")
+    if not is_number(sd):
+        return mean
+    return mean.replace(" pts", f"±{100 * sd:.1f} pts") if col.kind == "cost" else f"{mean}±{sd:.3f}"
+
+
 def text_table(cmp: Comparison) -> str:
-    """The table for the terminal."""
+    """The table for the terminal; the rows 'mean of N runs' show mean ± sample standard deviation."""
     width = max([len(label) for label in cmp.labels] + [len("mean of 99 runs")]) + 2
-    dwidth = max([len(r["defense"]) for r in cmp.rows] + [len("defense")]) + 2
-    head = f"{'run':<{width}}{'method':<17}" + "".join(f"{c.short:>12}" for c in COLUMNS) + f"  {'defense'}"
-    lines = [head]
-    for r in cmp.rows + summary_rows(cmp):
-        cells = "".join(f"{fmt(r.get(c.key), c.kind):>12}" for c in COLUMNS)
-        lines.append(f"{r['run']:<{width}}{r['method']:<17}{cells}  {r.get('defense', ''):<{dwidth}}".rstrip())
+    head = f"{'run':<{width}}{'method':<17}{'threat model':<14}" + "".join(f"{c.short:>14}" for c in COLUMNS)
+    lines = [head + "  defense"]
+    for r in cmp.rows:
+        cells = "".join(f"{fmt(r.get(c.key), c.kind):>14}" for c in COLUMNS)
+        lines.append(f"{r['run']:<{width}}{r['method']:<17}{r['threat']:<14}{cells}  {r['defense']}")
+    for r in summary_rows(cmp):
+        cells = "".join(f"{mean_sd(r, c):>14}" for c in COLUMNS)
+        lines.append(f"{r['run']:<{width}}{r['method']:<17}{r['threat']:<14}{cells}")
     if len(lines) == 1:
-        lines.append("(no attack methods in these runs)")
+        lines.append("(no attack methods in these runs; threat models: " + _runs_threats(cmp) + ")")
     return "\n".join(lines)
 
 
+def _runs_threats(cmp: Comparison) -> str:
+    return ", ".join(f"{label} {threat}" for label, threat in cmp.threats.items())
+
+
 def comparison_csv(cmp: Comparison) -> bytes:
+    """One row per run and method, then per method in 2+ runs a 'mean of N runs' row with `<column>_sd`."""
     buf = io.StringIO()
-    fields = ["run", "settings", "method", "defense", "epsilon", *(c.key for c in COLUMNS)]
+    keys = [c.key for c in COLUMNS]
+    fields = ["run", "settings", "threat", "defense", "epsilon", "method", *keys, *(k + "_sd" for k in keys)]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     for r in cmp.rows:
         w.writerow({**r, "settings": cmp.settings[r["run"]]})
+    for r in summary_rows(cmp):
+        w.writerow({**r, "settings": ""})
     return buf.getvalue().encode("utf-8")
 
 

@@ -16,7 +16,7 @@ import jinja2
 
 from mganai.io import atomic_write_bytes
 from mganai.report import plots
-from mganai.report.load import RunOutput, is_number, load_run, num_clients
+from mganai.report.load import RunOutput, is_number, load_run, num_clients, threat_sentence, victim_of
 from mganai.report.tables import COLUMNS, METHOD_NOTES, best_marks, defense_label, fmt, verdict, with_derived
 
 PHASES = {
@@ -59,6 +59,11 @@ def config_rows(config: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]
     return [("run", top), *sections]
 
 
+def _client_name(metrics: dict[str, Any], k: int) -> str:
+    names = (metrics.get("data") or {}).get("clients")
+    return str(names[k]) if isinstance(names, list) and 0 <= k < len(names) else ""
+
+
 def _show(v: Any) -> str:
     return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
 
@@ -82,7 +87,9 @@ def report_context(run: RunOutput) -> tuple[dict[str, Any], dict[str, bytes]]:
     ctx = {
         "cfg": cfg,
         "n": num_clients(m),
-        "victim": cfg["attack"]["victim"],
+        "victim": victim_of(m),
+        "victim_name": _client_name(m, victim_of(m)),
+        "threat": threat_sentence(m),
         "fl": m["fl"],
         "verdict": verdict(m),
         "defense": defense_label(m),

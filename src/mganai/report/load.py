@@ -102,3 +102,32 @@ def num_clients(metrics: Mapping[str, Any]) -> int:
     if isinstance(data, Mapping) and isinstance(data.get("clients"), list):
         return len(data["clients"])
     return int(metrics["config"]["data"]["clients"])
+
+
+def victim_of(metrics: Mapping[str, Any]) -> int:
+    """The victim's index among the clients that trained (it differs from the setting when withheld public clients
+    had lower indices); runs written before metrics.json said so fall back to the setting."""
+    data = metrics.get("data")
+    if isinstance(data, Mapping) and isinstance(data.get("victim"), int):
+        return int(data["victim"])
+    return int(metrics["config"]["attack"]["victim"])
+
+
+def threat_of(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's threat model (`mganai.threat`); runs written before metrics.json named it were updates-only."""
+    threat = metrics.get("threat_model")
+    return dict(threat) if isinstance(threat, Mapping) else {"name": "updates-only", "public": None}
+
+
+def threat_sentence(metrics: Mapping[str, Any]) -> str:
+    """One sentence saying which threat model the run's numbers belong to."""
+    threat = threat_of(metrics)
+    if threat.get("public"):
+        return (
+            f"Threat model {threat['name']}: besides every client's updates, the server holds public data from "
+            f"people outside the federation, {threat['public']['description']}."
+        )
+    return (
+        f"Threat model {threat['name']}: the server holds every client's updates, the models it sent and the "
+        "training recipe, and no data of any kind (the paper's server)."
+    )
