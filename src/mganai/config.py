@@ -140,7 +140,7 @@ class DefenseConfig:
     name: str = "none"  # none, central-dp, client-dp, local-dp, secagg, shuffle
     dp_noise: float = 1.0  # noise multiplier σ: Gaussian noise of standard deviation σ·C (DP defenses only)
     dp_clip: float = 1.0  # clipping norm C: every update is scaled down to an L2 norm (all weights) of at most C
-    dp_delta: float | None = None  # δ of the reported ε; None: 1/(10·N) for N clients
+    dp_delta: float | None = None  # δ of the reported ε; unset: 1/(10·N) for N clients
 
 
 @dataclass
