@@ -103,7 +103,8 @@ def test_epsilon_is_monotone_in_sigma_and_rounds_and_none_without_dp():
 
 def test_under_secure_aggregation_no_observer_ever_receives_an_individual_update(small_fed):
     """A recorder at the FL boundary and one behind the attack's view: each round holds one update, the mean."""
-    cfg = build_config(overrides={"data.clients": small_fed.num_clients, "fl.rounds": 3, "fl.batch_size": 8})
+    fl = {"data.clients": small_fed.num_clients, "fl.rounds": 3, "fl.batch_size": 8, "attack.methods": "none"}
+    cfg = build_config(overrides=fl)
     model = SharedCNN(1, small_fed.num_classes, small_fed.image_shape[1])
     init = params_of(seeded(lambda: SharedCNN(1, small_fed.num_classes, small_fed.image_shape[1]), 0))
     steps = defense_steps(DefenseConfig("secagg"), 0)
