@@ -286,3 +286,27 @@ def test_a_sweep_plans_one_audit_per_grid_point_with_an_undefended_reference_and
         plan_sweep(base, parse_vary(["defense.dp_noise=-1"]), tmp_path)  # every point validated before any runs
     with pytest.raises(ConfigError):
         parse_vary(["defense.dp_noise"])
+
+
+def test_compare_averages_runs_only_within_one_defense():
+    """Seeds of one defense setting are averaged; a DP run and an undefended one never are, whatever its ε."""
+    from mganai.report.compare import Comparison, summary_rows
+    from mganai.report.tables import defense_group
+
+    central = {"name": "central-dp", "noise_multiplier": 0.5, "clipping_norm": 1.0, "epsilon": 3.2, "delta": 0.01}
+    assert defense_group({"defense": central}) == defense_group({"defense": {**central, "epsilon": 9.9}})
+    assert defense_group({}) == defense_group({"defense": {"name": "none"}}) == "none"
+    groups = {"a": "none", "b": "none", "c": defense_group({"defense": central}), "d": defense_group({})}
+    rows = [
+        {
+            "run": r,
+            "method": "m",
+            "threat": "updates-only",
+            "defense_group": g,
+            "joint_success": 0.9 if g == "none" else 0.1,
+        }
+        for r, g in groups.items()
+    ]
+    cmp = Comparison([], list(groups), dict.fromkeys(groups, ""), dict.fromkeys(groups, "updates-only"), rows, ["m"])
+    means = summary_rows(cmp)
+    assert [(s["run"], s["defense"], s["joint_success"]) for s in means] == [("mean of 3 runs", "none", 0.9)]

@@ -334,3 +334,13 @@ def defense_label(metrics: Mapping[str, Any]) -> str:
     if is_number(d.get("linkage_accuracy")):
         return f"{name}, linkage {d['linkage_accuracy']:.2f}"
     return str(name)
+
+
+def defense_group(metrics: Mapping[str, Any]) -> str:
+    """The run's defense as set (name, and σ and C under DP), not as measured (ε, linkage): `mganai compare`
+    averages runs only within one defense, as within one threat model."""
+    d = metrics.get("defense") or {"name": "none"}
+    name = str(d.get("name", "none"))
+    if d.get("noise_multiplier") is not None:
+        return f"{name} σ={d['noise_multiplier']:g} C={d['clipping_norm']:g}"
+    return name
