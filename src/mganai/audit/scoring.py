@@ -52,7 +52,8 @@ def prepare_oracle(
     during FL."""
     t1 = time.perf_counter()
     saved = ckpt.saved if ckpt is not None else None
-    key = repr((cfg.data, cfg.seed, cfg.eval.oracle_seed_offset, cfg.eval.oracle_epochs, str(device)))
+    # the clients that train too: with data.public_clients, which ones are withheld depends on the victim
+    key = repr((cfg.data, data.client_names(), cfg.seed, cfg.eval.oracle_seed_offset, cfg.eval.oracle_epochs, device))
     if ckpt is not None and saved is not None and "oracle" in saved:
         oracle = ckpt.checked(lambda: restore_oracle(data, saved["oracle"], device))
     elif ORACLE_CACHE is not None and key in ORACLE_CACHE:  # a sweep: the same data and seed, the same judge
