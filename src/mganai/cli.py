@@ -588,7 +588,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     for name, m in results:
         d = m["defense"]
         eps = "-" if d.get("epsilon") is None else f"{d['epsilon']:.3g}"
-        scores = " ".join(f"{k} joint {v['joint_success']:.3f}" for k, v in (m.get("methods") or {}).items())
+        scores = " ".join(
+            f"{k} advantage {v['identity_advantage']:.3f} joint {v['joint_success']:.3f}"
+            for k, v in (m.get("methods") or {}).items()
+        )
         print(f"{name:<32} eps {eps:>8}  FL {m['fl']['test_accuracy']:.3f}  {scores}")
     print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.png'} and {out / 'compare.html'}")
     return 0

@@ -12,9 +12,10 @@ What is reused: the data (loaded per audit: milliseconds) and the oracle, which
 depends only on the data, the seed and `eval.oracle_*`, so it is trained once for
 the whole sweep (`scoring.ORACLE_CACHE`). Every audit still runs its own FL and
 attacks. Then OUT/sweep.csv (one row per audit and method: the varied settings,
-ε, δ, linkage, the scores and FL accuracy), OUT/sweep.png (joint success, victim
-identity, NN-SSIM to the victim and FL accuracy against ε or the varied number,
-one line per defense and method) and, through `mganai compare`, OUT/compare.html.
+ε, δ, linkage, the scores and FL accuracy), OUT/sweep.png (identity advantage,
+joint success, victim identity, NN-SSIM to the victim, data-like rate and FL
+accuracy against ε or the varied number, one line per defense and method) and,
+through `mganai compare`, OUT/compare.html.
 """
 
 from __future__ import annotations
@@ -34,7 +35,16 @@ from mganai.errors import ConfigError
 from mganai.io import atomic_write_bytes
 
 SWEEP_METHODS = ["mganai-passive", "class-gan"]  # the default of a sweep: the headline attack and its class-level floor
-CSV_SCORES = ("joint_success", "victim_identity_rate", "class_accuracy", "nn_ssim_victim", "nn_ssim_others")
+CSV_SCORES = (
+    "identity_advantage",
+    "victim_identity_rate",
+    "identity_as_others",
+    "joint_success",
+    "class_accuracy",
+    "data_like_rate",
+    "nn_ssim_victim",
+    "nn_ssim_others",
+)
 
 
 def parse_vary(items: Sequence[str]) -> list[tuple[str, list[Any]]]:

@@ -151,9 +151,11 @@ def compare_bars(
 
 
 SWEEP_PANELS = (
+    ("identity_advantage", "identity advantage"),
     ("joint_success", "joint success"),
     ("victim_identity_rate", "victim identity"),
     ("nn_ssim_victim", "NN-SSIM victim"),
+    ("data_like_rate", "data-like rate"),
     ("fl_test_accuracy", "FL test accuracy"),
 )
 SWEEP_X = ("epsilon", "dp_noise", "local_steps", "local_epochs", "batch_size")  # the first that varies is the x-axis
@@ -172,14 +174,15 @@ def sweep_x(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def sweep_plot(rows: Sequence[Mapping[str, Any]]) -> bytes:
     """The privacy/utility picture of a sweep: one panel per score, one line per (defense, method); runs without
-    a value on the x-axis (no DP: none, secagg, shuffle) are horizontal dashed lines; chance as a dotted line."""
+    a value on the x-axis (no DP: none, secagg, shuffle) are horizontal dashed lines; chance (and no advantage)
+    as a dotted line."""
     x_key = sweep_x(rows)
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["defense"], r["method"]), []).append(r)
     colours = method_colours(list(dict.fromkeys(f"{d} {m}" for d, m in groups)))
-    fig = Figure(figsize=(12, 7.5), layout="constrained")
-    axes = fig.subplots(2, 2).flatten()
+    fig = Figure(figsize=(15, 7.5), layout="constrained")
+    axes = fig.subplots(2, 3).flatten()
     for ax, (key, title) in zip(axes, SWEEP_PANELS):
         for (defense, method), rs in groups.items():
             name = f"{defense} {method}".strip()
@@ -200,10 +203,15 @@ def sweep_plot(rows: Sequence[Mapping[str, Any]]) -> bytes:
                 )
         if key in ("joint_success", "victim_identity_rate") and rows:
             ax.axhline(rows[0]["chance"], linestyle=":", color="black", label="chance 1/N")
+        if key == "identity_advantage":
+            ax.axhline(0.0, linestyle=":", color="grey", label="no advantage")
         if x_key in ("epsilon", "dp_noise"):
             ax.set_xscale("log")
         ax.set_xlabel("ε (user-level, δ per run)" if x_key == "epsilon" else x_key)
         ax.set_title(title)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", fontsize="small")
+    legend: dict[str, Any] = {}
+    for ax in axes:
+        for handle, text in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(text, handle)
+    fig.legend(list(legend.values()), list(legend), loc="outside right upper", fontsize="small")
     return to_png(fig)
