@@ -361,6 +361,10 @@ def _summary(metrics: dict[str, Any]) -> str:
 
         lines.append(SMOKE_RUN.replace("Warning: smoke run", "SMOKE RUN"))
     lines.append(threat_line(metrics))
+    if (metrics.get("defense") or {}).get("name", "none") != "none":
+        from mganai.report.tables import defense_label
+
+        lines.append(f"defense: {defense_label(metrics)}")
     lines.append(f"FL test accuracy: {metrics['fl']['test_accuracy']:.3f} after {metrics['fl']['rounds']} rounds")
     if "oracle" in metrics:
         o = metrics["oracle"]

@@ -83,7 +83,8 @@ def _audit(cfg: RunConfig, out: Path, run_fl: FLRunner, runtime: str, control: R
         oracle = prepare_oracle(cfg, data, device, ckpt, timing)
         say(f"oracle: done in {timing['oracle_s']:.1f} s, held-out identity {oracle.heldout_identity_accuracy:.3f}")
     probes = curve_probes(cfg, data, oracle)
-    say(f"FL + attacks: {cfg.fl.rounds} rounds, {_traces_line(plan)}")
+    shield = f", defense {cfg.defense.name}" if cfg.defense.name != "none" else ""
+    say(f"FL + attacks: {cfg.fl.rounds} rounds{shield}, {_traces_line(plan)}")
     t1 = time.perf_counter()
     base, traces = _run_traces(cfg, data, public, plan, device, run_fl, probes, ckpt, timing)
     say(f"FL + attacks: done in {time.perf_counter() - t1:.1f} s, FL test accuracy {base.fl.test_accuracy[-1]:.3f}")
