@@ -19,6 +19,7 @@ from mganai.audit.scoring import (
     AS_OTHERS_MAX,
     SAMPLES_SEED_OFFSET,
     curve_probes,
+    defense_summary,
     describe,
     evaluation_classes,
     faults,
@@ -82,7 +83,8 @@ def _audit(cfg: RunConfig, out: Path, run_fl: FLRunner, runtime: str, control: R
         oracle = prepare_oracle(cfg, data, device, ckpt, timing)
         say(f"oracle: done in {timing['oracle_s']:.1f} s, held-out identity {oracle.heldout_identity_accuracy:.3f}")
     probes = curve_probes(cfg, data, oracle)
-    say(f"FL + attacks: {cfg.fl.rounds} rounds, {_traces_line(plan)}")
+    shield = f", defense {cfg.defense.name}" if cfg.defense.name != "none" else ""
+    say(f"FL + attacks: {cfg.fl.rounds} rounds{shield}, {_traces_line(plan)}")
     t1 = time.perf_counter()
     base, traces = _run_traces(cfg, data, public, plan, device, run_fl, probes, ckpt, timing)
     say(f"FL + attacks: done in {time.perf_counter() - t1:.1f} s, FL test accuracy {base.fl.test_accuracy[-1]:.3f}")
@@ -90,6 +92,7 @@ def _audit(cfg: RunConfig, out: Path, run_fl: FLRunner, runtime: str, control: R
         "threat_model": threat_model(public),
         "smoke_run": cfg.preset == "quick",
         "fl": fl_summary(cfg, base, runtime),
+        "defense": defense_summary(cfg, data.num_clients, base),
         "config": settings.to_dict(),
         "data": describe(data, cfg.attack.victim),
         "artefacts": {},
