@@ -162,8 +162,17 @@ def test_the_settings_file_lists_every_key_and_loads_back_to_the_same_settings()
     top = [f.name for f in dataclasses.fields(RunConfig) if f.name not in SECTIONS]
     assert list(values) == [*top, *SECTIONS]
     for name, cls in SECTIONS.items():
-        assert list(values[name]) == [f.name for f in dataclasses.fields(cls)], name
+        fields = dataclasses.fields(cls)
+        assert list(values[name]) == [f.name for f in fields if f.default is not None], name
+        for f in fields:  # TOML has no null: a key unset by default is there as a comment
+            if f.default is None:
+                assert f"\n# {f.name} (unset)  # " in text, f.name
     assert "start_round = 5  # first round whose updates feed the attack" in text  # config.py's own comment
+    delta = build_config(overrides={"defense.dp_delta": 0.001})
+    assert build_config(tomllib.loads(settings_toml(delta))) == delta
+    assert "dp_delta = 0.001  # δ of the reported ε; unset: 1/(10·N) for N clients; default unset" in (
+        settings_toml(delta)
+    )
     quick = build_config(overrides={"preset": "quick", "fl.rounds": 8})
     assert build_config(tomllib.loads(settings_toml(quick))) == quick
     assert "rounds = 8  # must be more than attack.start_round when an attack runs; default 40" in settings_toml(quick)

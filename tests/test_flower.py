@@ -131,8 +131,9 @@ def test_strategy_shows_the_simulators_rounds_and_isolates_the_victim(task_ident
 
 
 def test_clients_train_with_the_scheduled_recipe_the_server_sent_as_in_the_simulator(task_identity) -> None:
-    """The cosine schedule in both runtimes: the strategy sends each round's recipe, the ClientApp trains with it
-    (even one whose own settings say otherwise), and FL and the observations equal the simulator's bit for bit."""
+    """The cosine schedule (and a cap on local steps) in both runtimes: the strategy sends each round's recipe, the
+    ClientApp trains with it (even one whose own settings say otherwise), and FL and the observations equal the
+    simulator's bit for bit."""
     import dataclasses
 
     from mganai.fl.recipe import local_recipe
@@ -145,7 +146,8 @@ def test_clients_train_with_the_scheduled_recipe_the_server_sent_as_in_the_simul
         "seed": 4,
         "attack.methods": "none",
     }
-    cfg = build_config({}, {**over, "fl.lr": 0.2, "fl.lr_schedule": "cosine", "fl.lr_min_ratio": 0.1})
+    schedule = {"fl.lr": 0.2, "fl.lr_schedule": "cosine", "fl.lr_min_ratio": 0.1, "fl.local_steps": 3}
+    cfg = build_config({}, {**over, **schedule})
     data = load_dataset(cfg.data, cfg.seed)
     shape = data.image_shape
     model = SharedCNN(shape[0], data.num_classes, shape[1])
@@ -157,10 +159,12 @@ def test_clients_train_with_the_scheduled_recipe_the_server_sent_as_in_the_simul
     strategy = AuditStrategy(
         [fl_seen], fraction_evaluate=0.0, min_available_nodes=3, recipe=lambda t: local_recipe(cfg.fl, t)
     )
-    client_cfg = dataclasses.replace(cfg, fl=dataclasses.replace(cfg.fl, lr=0.05, lr_schedule="constant"))
+    own = dataclasses.replace(cfg.fl, lr=0.05, lr_schedule="constant", local_steps=0)
+    client_cfg = dataclasses.replace(cfg, fl=own)
     fl_final, sent = _flower_rounds(client_cfg, strategy, init, {7: 0, 8: 1, 9: 2}, cfg.fl.rounds)
 
     assert [float(sent[t][7]["config"]["lr"]) for t in range(3)] == [local_recipe(cfg.fl, t).lr for t in range(3)]
+    assert [int(sent[t][7]["config"]["local-steps"]) for t in range(3)] == [3, 3, 3]  # the step cap travels too
     assert (
         [o.recipe for o in fl_seen.seen]
         == [o.recipe for o in sim_seen.seen]
@@ -362,11 +366,11 @@ def test_both_runtimes_settle_every_round_through_the_one_function(task_identity
     """The simulator and the Flower strategy hand settle_round the same round and get the same settlement back."""
     import mganai.fl.server as server_module
     import mganai.flower.strategy as strategy_module
-    from mganai.fl.settle import settle_round
+    from mganai.fl.settle import NO_DEFENSE, settle_round
 
     def spy(log):
-        def settle(round_, max_norm, transforms=()):
-            settled = settle_round(round_, max_norm, transforms)
+        def settle(round_, max_norm, defense=NO_DEFENSE):
+            settled = settle_round(round_, max_norm, defense)
             log.append((round_, settled))
             return settled
 

@@ -7,7 +7,7 @@ import dataclasses
 import torch
 
 from mganai.fl.aggregate import apply_update, weighted_mean
-from mganai.fl.settle import RoundUpdates, settle_round
+from mganai.fl.settle import DefenseSteps, RoundUpdates, settle_round
 
 
 def _round(k: int = 4, seed: int = 0) -> RoundUpdates:
@@ -66,7 +66,7 @@ def test_transforms_act_between_screening_and_aggregation_and_the_observation_sh
 
     r = _round()
     r.updates["b"][0] = float("inf")  # screened out before any defense sees it
-    settled = settle_round(r, max_update_norm=1000.0, transforms=[halve])
+    settled = settle_round(r, max_update_norm=1000.0, defense=DefenseSteps(arrive=(halve,)))
     assert seen == [[3, 5, 8]]
     held = r.select([1, 2, 3])
     halved = {n: v / 2 for n, v in held.updates.items()}

@@ -46,6 +46,10 @@ FLAG_KEYS = {
     "quiet": "quiet",
     "threads": "threads",
     "preset": "preset",
+    "defense": "defense.name",
+    "dp_noise": "defense.dp_noise",
+    "dp_clip": "defense.dp_clip",
+    "dp_delta": "defense.dp_delta",
 }
 
 
@@ -129,6 +133,22 @@ def _parser() -> _Parser:
         "shows the quick preset. Keys only in TOML (the attack's schedule and weights, the evaluation) are here too.",
     )
     _add_audit_flags(settings)
+    sweep = sub.add_parser(
+        "sweep",
+        help="one audit per setting of a grid (noise levels, defenses, FL regimes) and the privacy/utility curves",
+        description="Run one audit per combination of the --vary values (plus an undefended reference) into "
+        "OUT/<setting>/, training the oracle once, then write OUT/sweep.csv, OUT/sweep.png and OUT/compare.html. "
+        "Methods default to mganai-passive,class-gan. Example: --vary defense.name=central-dp,client-dp,local-dp "
+        "--vary defense.dp_noise=0.01,0.03,0.1,0.3,1",
+    )
+    _add_audit_flags(sweep)
+    sweep.add_argument(
+        "--vary",
+        action="append",
+        required=True,
+        metavar="KEY=V1,V2,...",
+        help="a setting (dotted key as in the TOML file) and its values; repeat for a grid",
+    )
     report = sub.add_parser(
         "report",
         help="re-render OUT/report.html from OUT/metrics.json and the saved images (no retraining)",
@@ -149,7 +169,8 @@ def _parser() -> _Parser:
 
 
 def _add_audit_flags(run: argparse.ArgumentParser, engine: bool = True) -> None:
-    """The settings flags shared by `run` and `flower-sim` (whose clients always train with the loop engine)."""
+    """The settings flags shared by `run`, `flower-sim` (whose clients always train with the loop engine), `config`
+    and `sweep`."""
     run.add_argument("--config", metavar="FILE", help="TOML file with settings (flags override it)")
     run.add_argument(
         "--quick",
@@ -243,6 +264,23 @@ def _add_audit_flags(run: argparse.ArgumentParser, engine: bool = True) -> None:
         type=float,
         help="reject a client update longer than this (L2 over all weights) as faulty (default 1000)",
     )
+    _add_defense_flags(run)
+
+
+def _add_defense_flags(run: argparse.ArgumentParser) -> None:
+    """--defense and its DP parameters (docs/defenses.md)."""
+    from mganai.defenses import ALL_DEFENSES
+
+    run.add_argument(
+        "--defense",
+        choices=ALL_DEFENSES,
+        help="what protects the updates from the server (default none): DP clipping and noise at the server "
+        "(central-dp), clipping at the clients (client-dp), noise at the clients (local-dp), secure aggregation "
+        "(secagg), anonymised updates (shuffle)",
+    )
+    run.add_argument("--dp-noise", type=float, metavar="SIGMA", help="DP noise multiplier σ (noise std σ·C; default 1)")
+    run.add_argument("--dp-clip", type=float, metavar="C", help="DP clipping norm C (L2, all weights; default 1)")
+    run.add_argument("--dp-delta", type=float, metavar="DELTA", help="δ of the reported ε (default 1/(10·N))")
 
 
 def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> Any:
@@ -323,6 +361,10 @@ def _summary(metrics: dict[str, Any]) -> str:
 
         lines.append(SMOKE_RUN.replace("Warning: smoke run", "SMOKE RUN"))
     lines.append(threat_line(metrics))
+    if (metrics.get("defense") or {}).get("name", "none") != "none":
+        from mganai.report.tables import defense_label
+
+        lines.append(f"defense: {defense_label(metrics)}")
     lines.append(f"FL test accuracy: {metrics['fl']['test_accuracy']:.3f} after {metrics['fl']['rounds']} rounds")
     if "oracle" in metrics:
         o = metrics["oracle"]
@@ -494,6 +536,13 @@ def cmd_flower_sim(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    from mganai.defenses import DEFENSES
+
+    if DEFENSES[cfg.defense.name].flower is None:
+        raise ConfigError(
+            f"defense {cfg.defense.name} has no Flower implementation to audit; run it with 'mganai run' "
+            f"(Flower path: {', '.join(d.name for d in DEFENSES.values() if d.flower)})"
+        )
     from mganai.device import resolve_device
 
     resolve_device(cfg.device)
@@ -520,6 +569,38 @@ def cmd_flower_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from mganai.audit.sweep import SWEEP_METHODS, parse_vary, plan_sweep
+
+    vary = parse_vary(args.vary)
+    if args.methods is None and not (args.config and "methods" in load_toml(args.config).get("attack", {})):
+        args.methods = ",".join(SWEEP_METHODS)
+    base = config_from_args(args)
+    out = Path(base.out)
+    planned = plan_sweep(base, vary, out)  # every setting is validated before anything runs
+    from mganai.device import resolve_device
+
+    resolve_device(base.device)
+    check_out(out, args.overwrite)
+    from mganai.audit import run_audit
+    from mganai.audit.sweep import run_sweep
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    results = run_sweep(planned, out, lambda cfg, where: run_audit(cfg, where), say)
+    for name, m in results:
+        d = m["defense"]
+        eps = "-" if d.get("epsilon") is None else f"{d['epsilon']:.3g}"
+        scores = " ".join(
+            f"{k} advantage {v['identity_advantage']:.3f} joint {v['joint_success']:.3f}"
+            for k, v in (m.get("methods") or {}).items()
+        )
+        print(f"{name:<32} eps {eps:>8}  FL {m['fl']['test_accuracy']:.3f}  {scores}")
+    print(f"wrote {out / 'sweep.csv'}, {out / 'sweep.png'} and {out / 'compare.html'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     try:
@@ -533,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "compare":
             return cmd_compare(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
     except MganaiError as exc:  # settings, data, checkpoints, run directories: one line, exit 2
         print(f"mganai: error: {exc}", file=sys.stderr)
         return 2

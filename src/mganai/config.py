@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mganai.datasets import has_natural_clients, parse, shared_source
+from mganai.defenses import ALL_DEFENSES, DEFENSES
 from mganai.errors import ConfigError
 from mganai.methods import ALL_METHODS, NONE
 
@@ -35,6 +36,7 @@ __all__ = [
     "AttackConfig",
     "ConfigError",
     "DataConfig",
+    "DefenseConfig",
     "EvalConfig",
     "FLConfig",
     "RunConfig",
@@ -70,6 +72,7 @@ class FLConfig:
 
     rounds: int = 40  # must be more than attack.start_round when an attack runs
     local_epochs: int = 2
+    local_steps: int = 0  # cap on a client's local SGD steps per round (0: every batch of local_epochs epochs)
     batch_size: int = 16
     lr: float = 0.1  # local SGD learning rate of the first round (`lr_schedule` then decays it)
     lr_schedule: str = "cosine"  # "constant" or "cosine": the lr of round t (`mganai.fl.recipe.round_lr`)
@@ -136,6 +139,16 @@ class EvalConfig:
 
 
 @dataclass
+class DefenseConfig:
+    """What stands between the clients' updates and the server (`mganai.defenses`, docs/defenses.md)."""
+
+    name: str = "none"  # none, central-dp, client-dp, local-dp, secagg, shuffle
+    dp_noise: float = 1.0  # noise multiplier σ: Gaussian noise of standard deviation σ·C (DP defenses only)
+    dp_clip: float = 1.0  # clipping norm C: every update is scaled down to an L2 norm (all weights) of at most C
+    dp_delta: float | None = None  # δ of the reported ε; unset: 1/(10·N) for N clients
+
+
+@dataclass
 class RunConfig:
     """One audit: data, FL, attack and evaluation settings plus run-level options."""
 
@@ -149,13 +162,20 @@ class RunConfig:
     fl: FLConfig = field(default_factory=FLConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    defense: DefenseConfig = field(default_factory=DefenseConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for metrics.json."""
         return dataclasses.asdict(self)
 
 
-SECTIONS: dict[str, type] = {"data": DataConfig, "fl": FLConfig, "attack": AttackConfig, "eval": EvalConfig}
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "fl": FLConfig,
+    "attack": AttackConfig,
+    "eval": EvalConfig,
+    "defense": DefenseConfig,
+}
 
 # Settings a preset puts over the defaults (then the TOML file and the flags override it). "quick" runs every
 # stage (data, oracle, both FL traces with every method, curves, evaluation, report) on tiny budgets: a smoke
@@ -190,7 +210,9 @@ def _coerce(key: str, value: Any, annotation: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
         return value
-    if kind == "float":
+    if kind == "float | None" and value is None:  # only a default (or a stored config): TOML has no null
+        return None
+    if kind in ("float", "float | None"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         if not math.isfinite(value):  # TOML allows nan and inf; no setting means anything with them
@@ -272,6 +294,7 @@ def validate(cfg: RunConfig) -> None:
     _validate_fl(cfg.fl)
     _validate_attack(cfg.attack, cfg.data)
     _validate_eval(cfg.eval)
+    _validate_defense(cfg.defense, cfg.attack)
     _check(
         cfg.attack.methods == [NONE] or cfg.fl.rounds > cfg.attack.start_round,
         f"fl.rounds ({cfg.fl.rounds}) must be more than attack.start_round ({cfg.attack.start_round}): the attack "
@@ -328,6 +351,7 @@ def _validate_public(d: DataConfig) -> None:
 def _validate_fl(f: FLConfig) -> None:
     _check(f.rounds >= 1, f"fl.rounds must be at least 1, got {f.rounds}")
     _check(f.local_epochs >= 1, f"fl.local_epochs must be at least 1, got {f.local_epochs}")
+    _check(f.local_steps >= 0, f"fl.local_steps must be >= 0 (0: whole epochs), got {f.local_steps}")
     _check(f.batch_size >= 1, f"fl.batch_size must be at least 1, got {f.batch_size}")
     _check(f.lr > 0, f"fl.lr must be > 0, got {f.lr}")
     _check(
@@ -392,3 +416,22 @@ def _validate_eval(e: EvalConfig) -> None:
         e.curve_samples_per_class >= 1,
         f"eval.curve_samples_per_class must be at least 1, got {e.curve_samples_per_class}",
     )
+
+
+def _validate_defense(d: DefenseConfig, a: AttackConfig) -> None:
+    _check(d.name in DEFENSES, f"defense.name: unknown defense {d.name!r} (allowed: {', '.join(ALL_DEFENSES)})")
+    _check(d.dp_noise >= 0, f"defense.dp_noise (--dp-noise) must be >= 0, got {d.dp_noise}")
+    _check(d.dp_clip > 0, f"defense.dp_clip (--dp-clip) must be > 0, got {d.dp_clip}")
+    _check(
+        d.dp_delta is None or 0 < d.dp_delta < 1, f"defense.dp_delta (--dp-delta) must be in (0, 1), got {d.dp_delta}"
+    )
+    spec = DEFENSES[d.name]
+    if not (spec.individual_updates and spec.client_ids):
+        from mganai.methods import active_methods
+
+        active = active_methods([m for m in a.methods if m != NONE])
+        _check(
+            not active,
+            f"attack.methods: {', '.join(active)} cannot run under defense {d.name}: isolating the victim needs "
+            f"the victim's own update by id, and the server sees {spec.server_sees}; use the passive methods",
+        )

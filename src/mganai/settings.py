@@ -85,8 +85,12 @@ def settings_toml(cfg: RunConfig | None = None) -> str:
             value, was = getattr(obj, e.key), getattr(base, e.key)
             note = [e.comment] if e.comment else []
             if value != was:
-                note.append(f"default {toml_value(was)}")
-            lines.append(f"{e.key} = {toml_value(value)}" + (f"  # {'; '.join(note)}" if note else ""))
+                note.append(f"default {'unset' if was is None else toml_value(was)}")
+            comment = f"  # {'; '.join(note)}" if note else ""
+            if value is None:  # TOML has no null: an unset key is one left out of the file
+                lines.append(f"# {e.key} (unset){comment}")
+            else:
+                lines.append(f"{e.key} = {toml_value(value)}{comment}")
 
     block(cfg, default, RunConfig)
     for name, cls in SECTIONS.items():

@@ -82,7 +82,9 @@ class AuditCheckpoints:
 
         def run(setup: TraceSetup, data: FederatedDataset, tick: Callable[[int, float], None]) -> FLResult:
             cfg = self.cfg
-            sim = FedAvgSimulator(setup.model, setup.init, data, cfg.fl, cfg.seed, setup.observers, setup.isolation)
+            sim = FedAvgSimulator(
+                setup.model, setup.init, data, cfg.fl, cfg.seed, setup.observers, setup.isolation, setup.defense
+            )
             result = None
             if self.saved is not None and self.saved["phase"] == name and self.saved["current"] is not None:
                 result = self._restore(self.saved["current"], sim, setup)

@@ -20,6 +20,7 @@ from mganai.audit.scoring import (
     AS_OTHERS_MAX,
     SAMPLES_SEED_OFFSET,
     curve_probes,
+    defense_summary,
     describe,
     evaluation_classes,
     faults,
@@ -84,7 +85,8 @@ def _audit(cfg: RunConfig, out: Path, run_fl: FLRunner, runtime: str, control: R
         oracle = prepare_oracle(cfg, data, device, ckpt, timing)
         say(f"oracle: done in {timing['oracle_s']:.1f} s, held-out identity {oracle.heldout_identity_accuracy:.3f}")
     probes = curve_probes(cfg, data, oracle)
-    say(f"FL + attacks: {cfg.fl.rounds} rounds, {_traces_line(plan)}")
+    shield = f", defense {cfg.defense.name}" if cfg.defense.name != "none" else ""
+    say(f"FL + attacks: {cfg.fl.rounds} rounds{shield}, {_traces_line(plan)}")
     if public is not None and any(METHODS[m].recipe for m in plan.methods):
         steps = cfg.attack.prior_pretrain_steps
         say(f"public prior: the GANs first learn the {len(public.y)} public images ({steps} steps)")
@@ -96,6 +98,7 @@ def _audit(cfg: RunConfig, out: Path, run_fl: FLRunner, runtime: str, control: R
         "threat_model": threat_model(public),
         "smoke_run": cfg.preset == "quick",
         "fl": fl_summary(cfg, base, runtime),
+        "defense": defense_summary(cfg, data.num_clients, base),
         "config": settings.to_dict(),
         "data": describe(data, cfg.attack.victim),
         "artefacts": {},

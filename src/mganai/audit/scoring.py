@@ -32,6 +32,8 @@ from mganai.methods import Sampler
 SAMPLES_SEED_OFFSET = 4242  # the evaluation request's noise: seed + this
 CURVES_SEED_OFFSET = 777  # the curves' small request's noise: seed + this
 AS_OTHERS_MAX = 9  # the request 'as another client' is made for every other client, or this many spread over them
+# A sweep's judges by (data, seed, oracle settings, device): set to {} by `mganai sweep`, None otherwise.
+ORACLE_CACHE: dict[str, Oracle] | None = None
 
 
 def evaluation_classes(num_classes: int, per_class: int) -> Tensor:
@@ -50,10 +52,16 @@ def prepare_oracle(
     during FL."""
     t1 = time.perf_counter()
     saved = ckpt.saved if ckpt is not None else None
+    # the clients that train too: with data.public_clients, which ones are withheld depends on the victim
+    key = repr((cfg.data, data.client_names(), cfg.seed, cfg.eval.oracle_seed_offset, cfg.eval.oracle_epochs, device))
     if ckpt is not None and saved is not None and "oracle" in saved:
         oracle = ckpt.checked(lambda: restore_oracle(data, saved["oracle"], device))
+    elif ORACLE_CACHE is not None and key in ORACLE_CACHE:  # a sweep: the same data and seed, the same judge
+        oracle = ORACLE_CACHE[key]
     else:
         oracle = train_oracle(data, cfg.seed + cfg.eval.oracle_seed_offset, cfg.eval.oracle_epochs, device=device)
+    if ORACLE_CACHE is not None:
+        ORACLE_CACHE[key] = oracle
     timing["oracle_s"] = time.perf_counter() - t1
     if ckpt is not None:
         ckpt.common["oracle"] = checkpoint.capture(oracle)
@@ -166,3 +174,19 @@ def describe(data: FederatedDataset, victim: int) -> dict[str, Any]:
         "heldout_samples": [len(c.y_test) for c in data.clients],
         "victim": victim,
     }
+
+
+def defense_summary(cfg: RunConfig, num_clients: int, base: Trace) -> dict[str, Any]:
+    """The `defense` section of metrics.json: the defense, its (ε, δ) from the accountant, and under `shuffle`
+    how well the linkability attack re-linked the anonymous updates (scored against the shuffler's truth)."""
+    from mganai.fl.accounting import privacy
+
+    counts = [sum(k in ids for ids in base.fl.participants) for k in range(num_clients)]
+    out = privacy(cfg.defense, num_clients, cfg.fl.rounds, cfg.fl.client_fraction, max(counts, default=0))
+    relinker, ledger = base.objects.get("relinker"), base.objects.get("ledger")
+    if relinker is not None and ledger is not None:
+        from mganai.attack.linkability import linkage_accuracy
+
+        out.update(linkage_accuracy(relinker.assignments, ledger.truth, cfg.attack.victim))
+        out["victim_hint"] = "the server knows which update is the victim's in the first round the victim takes part in"
+    return out

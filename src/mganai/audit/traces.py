@@ -24,13 +24,16 @@ from mganai.attack.active import VictimIsolation
 from mganai.attack.bank import RepresentativeBank
 from mganai.attack.concurrent import ConcurrentGans
 from mganai.attack.gan import GanAttack
+from mganai.attack.linkability import AggregateAsVictim, Relinker
 from mganai.config import RunConfig
 from mganai.data import FederatedDataset
 from mganai.device import cpu_workers
 from mganai.eval.curves import CurveProbe
+from mganai.fl.defenses import ShuffleLedger, defense_steps
 from mganai.fl.model import Params, SharedCNN, clone_params, params_of, seeded
 from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.server import FedAvgSimulator, FLResult, accuracy
+from mganai.fl.settle import DefenseSteps
 from mganai.methods import METHODS, AttackParts, Sampler
 from mganai.threat import PublicData
 
@@ -55,7 +58,7 @@ class Trace:
     )  # what a checkpoint keeps of the attack (`TraceSetup.stateful`)
 
 
-# (model, initial params, data, config, observers, dispatcher, on_round) -> the FL run
+# (model, initial params, data, config, observers, dispatcher, on_round, the simulator's defense steps) -> the FL run
 FLRunner = Callable[
     [
         nn.Module,
@@ -65,6 +68,7 @@ FLRunner = Callable[
         list[ServerObserver],
         ModelDispatcher | None,
         Callable[[int, float], None],
+        DefenseSteps,
     ],
     FLResult,
 ]
@@ -78,9 +82,10 @@ def simulate(
     observers: list[ServerObserver],
     dispatcher: ModelDispatcher | None,
     on_round: Callable[[int, float], None],
+    defense: DefenseSteps,
 ) -> FLResult:
     """The default FL engine: our FedAvg simulator in this process."""
-    sim = FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers=observers, dispatcher=dispatcher)
+    sim = FedAvgSimulator(model, init, data, cfg.fl, cfg.seed, observers, dispatcher, defense)
     return sim.run(on_round=on_round)
 
 
@@ -109,10 +114,14 @@ class TraceSetup:
     bank: RepresentativeBank | None
     isolation: VictimIsolation | None
     probe: CurveProbe | None
+    defense: DefenseSteps  # what the simulator's rounds do to the updates (`mganai.fl.defenses`)
+    ledger: ShuffleLedger | None = None  # shuffle: who stood behind each pseudonym (for scoring only)
+    relinker: Relinker | None = None  # shuffle: the linkability attack in front of the attack's observers
 
     def stateful(self) -> dict[str, Any]:
         """Every object whose state a checkpoint keeps, by a stable name."""
         objects: dict[str, Any] = {"bank": self.bank, "isolation": self.isolation, "probe": self.probe}
+        objects.update({"ledger": self.ledger, "relinker": self.relinker})
         objects.update({name: s for name, s in self.samplers.items() if isinstance(s, GanAttack)})
         return {k: v for k, v in objects.items() if v is not None}
 
@@ -148,7 +157,24 @@ def setup_trace(
     if probe is not None:  # last: it sees each round after every attack has learnt from it
         probe.attach(samplers)
         observers.append(probe)
-    return TraceSetup(model, init, observers, samplers, group, bank, isolation, probe)
+    ledger = ShuffleLedger() if cfg.defense.name == "shuffle" else None
+    observers, relinker = defended_view(cfg, data.num_clients, observers, ledger)
+    defense = defense_steps(cfg.defense, cfg.seed, ledger)
+    return TraceSetup(model, init, observers, samplers, group, bank, isolation, probe, defense, ledger, relinker)
+
+
+def defended_view(
+    cfg: RunConfig, num_clients: int, observers: list[Any], ledger: ShuffleLedger | None
+) -> tuple[list[Any], Relinker | None]:
+    """The attack's observers behind what it makes of a defended server's view: the sum taken for the victim's
+    update (secagg), or the linkability attack naming anonymous updates by track (shuffle)."""
+    victim = cfg.attack.victim
+    if cfg.defense.name == "secagg":
+        return [AggregateAsVictim(observers, victim)], None
+    if ledger is not None:
+        relinker = Relinker(observers, num_clients, victim, lambda t: ledger.pseudonym_of(victim, t))
+        return [relinker], relinker
+    return observers, None
 
 
 # (trace setup, data, progress tick) -> the FL run of one trace, checkpointed
@@ -175,7 +201,7 @@ def run_trace(
         if phase is not None:
             fl = phase(setup, data, tick)
         else:
-            fl = run_fl(setup.model, setup.init, data, cfg, setup.observers, setup.isolation, tick)
+            fl = run_fl(setup.model, setup.init, data, cfg, setup.observers, setup.isolation, tick, setup.defense)
     finally:
         close()
     setup.gans.finish(fl.final_params)
@@ -220,7 +246,9 @@ def run_side_by_side(
     """
     start = time.perf_counter()
     setups = [setup_trace(cfg, data, methods[i], i == 1, device, probes[i], public) for i in range(2)]
-    sims = [FedAvgSimulator(s.model, s.init, data, cfg.fl, cfg.seed, s.observers, s.isolation) for s in setups]
+    sims = [
+        FedAvgSimulator(s.model, s.init, data, cfg.fl, cfg.seed, s.observers, s.isolation, s.defense) for s in setups
+    ]
     results = [FLResult(final_params=sim.params) for sim in sims]
     if ckpt is not None:
         ckpt.resume_side_by_side(sims, results, setups)

@@ -43,15 +43,18 @@ def client_generator(seed: int, round_: int, client: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + round_ * 10_007 + client)
 
 
-def make_plan(sizes: list[int], batch_size: int, epochs: int, generators: list[torch.Generator]) -> TrainPlan:
-    """Shuffled mini-batches per client for `epochs` epochs, padded to a common step count."""
+def make_plan(
+    sizes: list[int], batch_size: int, epochs: int, generators: list[torch.Generator], max_steps: int = 0
+) -> TrainPlan:
+    """Shuffled mini-batches per client for `epochs` epochs (only the first `max_steps` of them when > 0), padded
+    to a common step count."""
     plans = []
     for n, gen in zip(sizes, generators):
         steps = []
         for _ in range(epochs):
             perm = torch.randperm(n, generator=gen)
             steps += list(perm.split(batch_size))
-        plans.append(steps)
+        plans.append(steps[:max_steps] if max_steps > 0 else steps)
     s_max = max(len(p) for p in plans)
     index = torch.zeros(len(plans), s_max, batch_size, dtype=torch.long)
     weight = torch.zeros(len(plans), s_max, batch_size)

@@ -1,4 +1,5 @@
-"""The local training recipe the server sends each round: learning rate (on its schedule), momentum, epochs, batch.
+"""The local training recipe the server sends each round: learning rate (on its schedule), momentum, epochs, batch
+(and the cap on SGD steps, `fl.local_steps`).
 
 Both runtimes take a round's recipe from `local_recipe`: the simulator trains with
 it, the Flower strategy sends it in the round's config and the ClientApp trains
@@ -34,6 +35,7 @@ class LocalRecipe:
     momentum: float
     local_epochs: int
     batch_size: int
+    local_steps: int = 0  # at most this many SGD steps of those epochs (0: every batch)
 
 
 def round_lr(cfg: FLConfig, t: int) -> float:
@@ -46,4 +48,4 @@ def round_lr(cfg: FLConfig, t: int) -> float:
 
 def local_recipe(cfg: FLConfig, t: int) -> LocalRecipe:
     """What the server asks every client to do in round t."""
-    return LocalRecipe(round_lr(cfg, t), cfg.momentum, cfg.local_epochs, cfg.batch_size)
+    return LocalRecipe(round_lr(cfg, t), cfg.momentum, cfg.local_epochs, cfg.batch_size, cfg.local_steps)

@@ -33,7 +33,7 @@ from mganai.fl.faults import dropout_generator, dropouts
 from mganai.fl.model import Params, clone_params, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.recipe import local_recipe
-from mganai.fl.settle import RoundUpdates, UpdateTransform, rejection_message, settle_round
+from mganai.fl.settle import NO_DEFENSE, DefenseSteps, RoundUpdates, rejection_message, settle_round
 
 
 @dataclass
@@ -110,7 +110,7 @@ class FedAvgSimulator(Checkpointed):
         "seed",
         "observers",
         "dispatcher",
-        "transforms",
+        "defense",
         "train_step",
         "_train",
         "_test",
@@ -126,13 +126,13 @@ class FedAvgSimulator(Checkpointed):
         seed: int,
         observers: Sequence[ServerObserver] = (),
         dispatcher: ModelDispatcher | None = None,
-        transforms: Sequence[UpdateTransform] = (),
+        defense: DefenseSteps = NO_DEFENSE,
     ):
         self.model, self.data, self.cfg, self.seed = model, data, cfg, seed
         self.params = clone_params(init_params)
         self.observers = list(observers)
         self.dispatcher = dispatcher
-        self.transforms = list(transforms)  # defenses, applied to each round's accepted updates (`settle_round`)
+        self.defense = defense  # what a defense does to each round's accepted updates (`settle_round`)
         self.train_step = ENGINES[cfg.engine]
         device = params_device(self.params)
         self._train = [(c.x_train.to(device), c.y_train.to(device)) for c in data.clients]
@@ -159,14 +159,15 @@ class FedAvgSimulator(Checkpointed):
         clients = [self.data.clients[k] for k in ids]
         gens = [client_generator(self.seed, t, k) for k in ids]
         recipe = local_recipe(self.cfg, t)
-        plan = make_plan([len(c.y_train) for c in clients], recipe.batch_size, recipe.local_epochs, gens)
+        sizes = [len(c.y_train) for c in clients]
+        plan = make_plan(sizes, recipe.batch_size, recipe.local_epochs, gens, recipe.local_steps)
         xs, ys = [self._train[k][0] for k in ids], [self._train[k][1] for k in ids]
         ends = self.train_step(self.model, sent, xs, ys, plan, recipe.lr, recipe.momentum)
         counts = torch.tensor([len(c.y_train) for c in clients], dtype=torch.float32)
         dispatched = frozenset(k for k in ids if custom.get(k) is not None)
         updates = {n: ends[n] - sent[n] for n in ends}
         round_ = RoundUpdates(t, self.params, ids, sent, updates, counts, dispatched, recipe)
-        settled = settle_round(round_, self.cfg.max_update_norm, self.transforms)
+        settled = settle_round(round_, self.cfg.max_update_norm, self.defense)
         for r in settled.rejected:
             self.log(rejection_message(r))
         self.rejected += settled.rejected

@@ -4,7 +4,7 @@ ServerApp: the audit of `mganai run` (same attack set-up, oracle, metrics.json a
 images), with FL run by Flower through `AuditStrategy` instead of our simulator.
 ClientApp: one client's local training with the simulator's own code (`make_plan`
 + `train_loop` with the simulator's per-(seed, round, client) generator) and the
-round's learning rate, momentum, epochs and batch size the server sent, so a
+round's learning rate, momentum, epochs, batch size and step cap the server sent, so a
 client's update is the same as in `mganai run --engine loop`. It reports its
 partition id so the server can tell clients apart.
 
@@ -39,6 +39,8 @@ from mganai.fl.model import Params, SharedCNN, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.recipe import LocalRecipe, local_recipe
 from mganai.fl.server import FLResult, accuracy
+from mganai.fl.settle import DefenseSteps
+from mganai.flower.defenses import client_mods, server_steps, wrap_strategy
 from mganai.flower.strategy import (
     CLIENT_KEY,
     RECIPE_KEYS,
@@ -96,6 +98,7 @@ def recipe_from_config(config: Any) -> LocalRecipe | None:
         _number(v["momentum"], float),
         _number(v["local_epochs"], int),
         _number(v["batch_size"], int),
+        _number(v["local_steps"], int),
     )
 
 
@@ -119,7 +122,7 @@ def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: Datas
     # The recipe the server sent; a server that sends none gets the one our settings give for this round.
     recipe = recipe_from_config(config) or local_recipe(cfg.fl, t)
     gen = client_generator(cfg.seed, t, client)
-    plan = make_plan([len(own.y_train)], recipe.batch_size, recipe.local_epochs, [gen])
+    plan = make_plan([len(own.y_train)], recipe.batch_size, recipe.local_epochs, [gen], recipe.local_steps)
     stacked = {n: v.unsqueeze(0) for n, v in start.items()}
     x, y = own.x_train.to(device), own.y_train.to(device)
     ends = train_loop(model, stacked, [x], [y], plan, recipe.lr, recipe.momentum)
@@ -133,7 +136,8 @@ def make_client_app(cfg: RunConfig | None = None, dataset: DatasetFn = cached_da
     `dataset` loads the federation from the config (per process, so it should cache;
     bench/throughput.py passes a larger, resampled one).
     """
-    app = ClientApp()
+    # local-dp's default δ is 1/(10·N) for the N clients that train, as in the simulator
+    app = ClientApp(mods=client_mods(cfg, dataset(cfg).num_clients) if cfg and cfg.defense.name != "none" else [])
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
@@ -160,15 +164,17 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         observers: list[ServerObserver],
         dispatcher: ModelDispatcher | None,
         on_round: Callable[[int, float], None],
+        defense: DefenseSteps,  # the simulator's steps: Flower runs its own components (`flower.defenses`)
     ) -> FLResult:
         device = params_device(init)  # where run_audit put the model: the attack computes there
         x_test, y_test = (t.to(device) for t in data.heldout()[:2])
         n = data.num_clients
-        strategy = AuditStrategy(
+        audit = AuditStrategy(
             observers,
             dispatcher,
             node_to_client=known,
             max_update_norm=cfg.fl.max_update_norm,
+            defense=server_steps(cfg),
             fraction_train=cfg.fl.client_fraction,
             fraction_evaluate=0.0,  # the server scores the shared model on held-out data itself
             min_train_nodes=max(1, round(cfg.fl.client_fraction * n)),
@@ -179,22 +185,23 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
             num_clients=n,
             seed=cfg.seed,
         )
-        result = strategy.start(
+        sampled = max(1, round(cfg.fl.client_fraction * n))
+        result = wrap_strategy(cfg, audit, sampled).start(
             grid,
             record_from_params(init),
             num_rounds=cfg.fl.rounds,
             timeout=timeout,
             evaluate_fn=accuracy_fn(lambda p: accuracy(model, p, x_test, y_test), on_round, device),
         )
-        known.update(strategy.node_to_client)
+        known.update(audit.node_to_client)
         final = params_from_record(result.arrays, device) if len(result.arrays) else dict(init)
         accs = [_number(result.evaluate_metrics_serverapp[r]["accuracy"], float) for r in range(1, cfg.fl.rounds + 1)]
         return FLResult(
             final_params=final,
             test_accuracy=accs,
-            participants=strategy.participants,
-            rejected=strategy.rejected,
-            dropped=strategy.dropped,
+            participants=audit.participants,
+            rejected=audit.rejected,
+            dropped=audit.dropped,
         )
 
     return run

@@ -19,7 +19,7 @@ dispatcher can only target it from the second round on (our active attack starts
 at `attack.start_round`, default 5).
 
 Local training recipe: given `recipe` (round -> `LocalRecipe`), the strategy sends
-each round's learning rate, momentum, local epochs and batch size in the round's
+each round's learning rate, momentum, local epochs, batch size and step cap in the round's
 config (keys `RECIPE_KEYS`), the ClientApp trains with what it was sent, and the
 observers see it in `RoundObservation.recipe`, as in the simulator.
 """
@@ -27,6 +27,7 @@ observers see it in `RoundObservation.recipe`, as in the simulator.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from logging import WARNING
 from typing import Any
 
@@ -41,11 +42,17 @@ from mganai.fl.faults import dropout_generator, dropouts
 from mganai.fl.model import Params, clone_params
 from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.recipe import LocalRecipe
-from mganai.fl.settle import RoundUpdates, UpdateTransform, rejection_message, settle_round
+from mganai.fl.settle import NO_DEFENSE, DefenseSteps, RoundUpdates, rejection_message, settle_round
 
 CLIENT_KEY = "partition-id"
 # `LocalRecipe` field -> key in a training round's ConfigRecord
-RECIPE_KEYS = {"lr": "lr", "momentum": "momentum", "local_epochs": "local-epochs", "batch_size": "batch-size"}
+RECIPE_KEYS = {
+    "lr": "lr",
+    "momentum": "momentum",
+    "local_epochs": "local-epochs",
+    "batch_size": "batch-size",
+    "local_steps": "local-steps",
+}
 
 
 def params_from_record(record: ArrayRecord, device: torch.device | str = "cpu") -> Params:
@@ -84,7 +91,7 @@ class AuditStrategy(FedAvg):
         node_to_client: dict[int, int] | None = None,
         max_update_norm: float = float("inf"),
         device: torch.device | str = "cpu",
-        transforms: Sequence[UpdateTransform] = (),
+        defense: DefenseSteps = NO_DEFENSE,
         recipe: Callable[[int], LocalRecipe] | None = None,
         dropout: float = 0.0,
         num_clients: int = 0,
@@ -103,7 +110,9 @@ class AuditStrategy(FedAvg):
         self.max_update_norm = max_update_norm  # longer (or non-finite) updates are rejected, as in the simulator
         self.rejected: list[dict[str, Any]] = []
         self.device = torch.device(device)
-        self.transforms = list(transforms)  # defenses, applied to each round's accepted updates (`settle_round`)
+        self.defense = defense  # what a defense does to each round's accepted updates (`settle_round`)
+        # central DP: the replies as received, before Flower's server-side wrapper clipped them (node -> record)
+        self.raw_records: dict[int, ArrayRecord] | None = None
         self.recipe = recipe  # round (0-based) -> the local training sent to every client
         self._sent_recipe: LocalRecipe | None = None
         self.dropout, self.num_clients = dropout, num_clients  # simulated faults, as in FedAvgSimulator
@@ -186,7 +195,15 @@ class AuditStrategy(FedAvg):
             dispatched=frozenset(r[0] for r in rows if r[1] in self._custom),
             recipe=self._sent_recipe,
         )
-        settled = settle_round(round_, self.max_update_norm, self.transforms)
+        defense = self.defense
+        if self.raw_records is not None:  # the server saw the raw replies; it averages the ones Flower clipped
+            from mganai.flower.defenses import with_updates_of
+
+            raw = [params_from_record(self.raw_records[r[1]], self.device) for r in rows]
+            clipped = round_
+            round_ = replace(round_, updates={n: torch.stack([e[n] - s[n] for e, s in zip(raw, sent)]) for n in names})
+            defense = replace(defense, server=(with_updates_of(clipped), *defense.server))
+        settled = settle_round(round_, self.max_update_norm, defense)
         if settled.rejected:  # out of the average and out of the observation, as in FedAvgSimulator
             from mganai.fl.server import warn
 

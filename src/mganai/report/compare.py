@@ -1,10 +1,10 @@
 """`mganai compare`: several finished runs (seeds, victims, defenses...) in one table and one plot.
 
 Rows are (run, method); each run is labelled by its directory name and described
-by the settings in which it differs from the others and by its threat model. With
-two or more runs of a method under one threat model, a mean ± standard deviation
-row is added per method and threat model (numbers of two threat models are never
-averaged together).
+by the settings in which it differs from the others, by its threat model and by its
+defense. With two or more runs of a method under one threat model and one defense
+(name, σ, C), a mean ± standard deviation row is added per method, threat model and
+defense (numbers of two threat models, or of two defenses, are never averaged together).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from mganai.io import atomic_write_bytes
 from mganai.report import plots
 from mganai.report.html import data_uri, environment
 from mganai.report.load import RunOutput, is_number, load_run, num_clients, threat_of
-from mganai.report.tables import COLUMNS, best_marks, fmt, with_derived
+from mganai.report.tables import COLUMNS, best_marks, defense_group, defense_label, fmt, with_derived
 
 IGNORED_SETTINGS = {"out", "quiet", "threads"}  # where a run was written, how chatty and how parallel: no number
 
@@ -74,8 +74,11 @@ def build(outs: Sequence[str | Path]) -> Comparison:
     threats = {label: str(threat_of(run.metrics)["name"]) for label, run in zip(labels, runs)}
     rows, methods = [], []
     for label, run in zip(labels, runs):
+        defense = run.metrics.get("defense") or {}
         for name, scores in run.methods.items():
-            rows.append({"run": label, "method": name, "threat": threats[label], **with_derived(scores)})
+            row: dict[str, Any] = {"run": label, "method": name, "threat": threats[label]}
+            row |= {"defense": defense_label(run.metrics), "defense_group": defense_group(run.metrics)}
+            rows.append({**row, "epsilon": defense.get("epsilon"), **with_derived(scores)})
             if name not in methods:
                 methods.append(name)
     return Comparison(runs, labels, settings, threats, rows, methods)
@@ -86,20 +89,24 @@ def _short(v: Any) -> str:
 
 
 def summary_rows(cmp: Comparison) -> list[dict[str, Any]]:
-    """Per method and threat model present in 2+ runs: mean and (sample) standard deviation of every column."""
+    """Per method, threat model and defense present in 2+ runs: mean and (sample) standard deviation of every
+    column."""
+
+    def group(r: dict[str, Any]) -> tuple[str, str]:
+        return r["threat"], r.get("defense_group", "none")
+
     out = []
-    threats = list(dict.fromkeys(cmp.threats.values()))
     for name in cmp.methods:
-        for threat in threats:
-            rows = [r for r in cmp.rows if r["method"] == name and r["threat"] == threat]
+        for threat, defense in dict.fromkeys(group(r) for r in cmp.rows):
+            rows = [r for r in cmp.rows if r["method"] == name and group(r) == (threat, defense)]
             if len(rows) >= 2:
-                out.append(_mean_row(name, threat, rows))
+                out.append(_mean_row(name, threat, defense, rows))
     return out
 
 
-def _mean_row(name: str, threat: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Mean and sample standard deviation of every column over `rows` (one method, one threat model)."""
-    row: dict[str, Any] = {"run": f"mean of {len(rows)} runs", "method": name, "threat": threat}
+def _mean_row(name: str, threat: str, defense: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and sample standard deviation of every column over `rows` (one method, threat model and defense)."""
+    row: dict[str, Any] = {"run": f"mean of {len(rows)} runs", "method": name, "threat": threat, "defense": defense}
     for col in COLUMNS:
         vals = [r[col.key] for r in rows if is_number(r.get(col.key))]
         row[col.key] = statistics.fmean(vals) if vals else float("nan")
@@ -119,13 +126,13 @@ def text_table(cmp: Comparison) -> str:
     """The table for the terminal; the rows 'mean of N runs' show mean ± sample standard deviation."""
     width = max([len(label) for label in cmp.labels] + [len("mean of 99 runs")]) + 2
     head = f"{'run':<{width}}{'method':<17}{'threat model':<14}" + "".join(f"{c.short:>14}" for c in COLUMNS)
-    lines = [head]
+    lines = [head + "  defense"]
     for r in cmp.rows:
         cells = "".join(f"{fmt(r.get(c.key), c.kind):>14}" for c in COLUMNS)
-        lines.append(f"{r['run']:<{width}}{r['method']:<17}{r['threat']:<14}{cells}")
+        lines.append(f"{r['run']:<{width}}{r['method']:<17}{r['threat']:<14}{cells}  {r['defense']}")
     for r in summary_rows(cmp):
         cells = "".join(f"{mean_sd(r, c):>14}" for c in COLUMNS)
-        lines.append(f"{r['run']:<{width}}{r['method']:<17}{r['threat']:<14}{cells}")
+        lines.append(f"{r['run']:<{width}}{r['method']:<17}{r['threat']:<14}{cells}  {r['defense']}")
     if len(lines) == 1:
         lines.append("(no attack methods in these runs; threat models: " + _runs_threats(cmp) + ")")
     return "\n".join(lines)
@@ -139,7 +146,7 @@ def comparison_csv(cmp: Comparison) -> bytes:
     """One row per run and method, then per method in 2+ runs a 'mean of N runs' row with `<column>_sd`."""
     buf = io.StringIO()
     keys = [c.key for c in COLUMNS]
-    fields = ["run", "settings", "threat", "method", *keys, *(k + "_sd" for k in keys)]
+    fields = ["run", "settings", "threat", "defense", "epsilon", "method", *keys, *(k + "_sd" for k in keys)]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     for r in cmp.rows:
@@ -166,7 +173,7 @@ def write_comparison(outs: Sequence[str | Path], dest: str | Path) -> tuple[Comp
             marks=marks,
             summary=summary_rows(cmp),
             plot=data_uri(png),
-            fl=[(label, run.metrics["fl"]) for label, run in zip(cmp.labels, cmp.runs)],
+            fl=[(label, run.metrics["fl"], defense_label(run.metrics)) for label, run in zip(cmp.labels, cmp.runs)],
         )
     )
     atomic_write_bytes(dest / "compare.csv", comparison_csv(cmp))

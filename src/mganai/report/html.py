@@ -17,7 +17,7 @@ import jinja2
 from mganai.io import atomic_write_bytes
 from mganai.report import plots
 from mganai.report.load import RunOutput, is_number, load_run, num_clients, threat_sentence, victim_of
-from mganai.report.tables import COLUMNS, METHOD_NOTES, best_marks, fmt, verdict, with_derived
+from mganai.report.tables import COLUMNS, METHOD_NOTES, best_marks, defense_label, fmt, verdict, with_derived
 
 PHASES = {
     "data_s": "load data",
@@ -92,6 +92,7 @@ def report_context(run: RunOutput) -> tuple[dict[str, Any], dict[str, bytes]]:
         "threat": threat_sentence(m),
         "fl": m["fl"],
         "verdict": verdict(m),
+        "defense": defense_label(m),
         "columns": COLUMNS,
         "rows": rows,
         "notes": METHOD_NOTES,

@@ -148,3 +148,70 @@ def compare_bars(
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8, loc="upper left")
     return to_png(fig)
+
+
+SWEEP_PANELS = (
+    ("identity_advantage", "identity advantage"),
+    ("joint_success", "joint success"),
+    ("victim_identity_rate", "victim identity"),
+    ("nn_ssim_victim", "NN-SSIM victim"),
+    ("data_like_rate", "data-like rate"),
+    ("fl_test_accuracy", "FL test accuracy"),
+)
+SWEEP_X = ("epsilon", "dp_noise", "local_steps", "local_epochs", "batch_size")  # the first that varies is the x-axis
+
+
+def sweep_x(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The x-axis of a sweep's plot: ε when every DP run has one, else the first setting that varies."""
+    dp = [r for r in rows if r.get("dp_noise") is not None]
+    if dp and all(isinstance(r.get("epsilon"), (int, float)) for r in dp):
+        return "epsilon"
+    for key in SWEEP_X[1:]:
+        if len({r.get(key) for r in rows if r.get(key) is not None}) > 1:
+            return key
+    return "dp_noise"
+
+
+def sweep_plot(rows: Sequence[Mapping[str, Any]]) -> bytes:
+    """The privacy/utility picture of a sweep: one panel per score, one line per (defense, method); runs without
+    a value on the x-axis (no DP: none, secagg, shuffle) are horizontal dashed lines; chance (and no advantage)
+    as a dotted line."""
+    x_key = sweep_x(rows)
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["defense"], r["method"]), []).append(r)
+    colours = method_colours(list(dict.fromkeys(f"{d} {m}" for d, m in groups)))
+    fig = Figure(figsize=(15, 7.5), layout="constrained")
+    axes = fig.subplots(2, 3).flatten()
+    for ax, (key, title) in zip(axes, SWEEP_PANELS):
+        for (defense, method), rs in groups.items():
+            name = f"{defense} {method}".strip()
+            pts = sorted(
+                (r[x_key], r[key]) for r in rs if isinstance(r.get(x_key), (int, float)) and r.get(key) is not None
+            )
+            if pts and (x_key != "epsilon" or rs[0].get("epsilon") is not None):
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    marker="o",
+                    color=colours[f"{defense} {method}"],
+                    label=name,
+                )
+            elif rs[0].get(key) is not None:
+                ax.axhline(
+                    rs[0][key], linestyle="--", color=colours[f"{defense} {method}"], label=f"{name} (no {x_key})"
+                )
+        if key in ("joint_success", "victim_identity_rate") and rows:
+            ax.axhline(rows[0]["chance"], linestyle=":", color="black", label="chance 1/N")
+        if key == "identity_advantage":
+            ax.axhline(0.0, linestyle=":", color="grey", label="no advantage")
+        if x_key in ("epsilon", "dp_noise"):
+            ax.set_xscale("log")
+        ax.set_xlabel("ε (user-level, δ per run)" if x_key == "epsilon" else x_key)
+        ax.set_title(title)
+    legend: dict[str, Any] = {}
+    for ax in axes:
+        for handle, text in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(text, handle)
+    fig.legend(list(legend.values()), list(legend), loc="outside right upper", fontsize="small")
+    return to_png(fig)

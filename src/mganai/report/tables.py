@@ -319,3 +319,28 @@ def _num(v: Any) -> float:
 
 def _pct(v: Any) -> str:
     return f"{100 * v:.1f}%" if is_number(v) else "—"
+
+
+def defense_label(metrics: Mapping[str, Any]) -> str:
+    """The run's defense in a few words, with its ε (or linkage): shown in every row of the report and compare.
+
+    Runs written before defenses existed count as undefended."""
+    d = metrics.get("defense") or {"name": "none"}
+    name = d.get("name", "none")
+    if d.get("noise_multiplier") is not None:
+        eps = d.get("epsilon")
+        budget = f"ε={eps:.3g}" if is_number(eps) else "ε=∞"
+        return f"{name} σ={d['noise_multiplier']:g} C={d['clipping_norm']:g}, {budget} at δ={d['delta']:.2g}"
+    if is_number(d.get("linkage_accuracy")):
+        return f"{name}, linkage {d['linkage_accuracy']:.2f}"
+    return str(name)
+
+
+def defense_group(metrics: Mapping[str, Any]) -> str:
+    """The run's defense as set (name, and σ and C under DP), not as measured (ε, linkage): `mganai compare`
+    averages runs only within one defense, as within one threat model."""
+    d = metrics.get("defense") or {"name": "none"}
+    name = str(d.get("name", "none"))
+    if d.get("noise_multiplier") is not None:
+        return f"{name} σ={d['noise_multiplier']:g} C={d['clipping_norm']:g}"
+    return name
