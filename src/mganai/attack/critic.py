@@ -9,6 +9,7 @@ not the shared model: it learns from data the federation never saw.
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -29,12 +30,16 @@ class RealismCritic(nn.Module):
             sn(nn.Conv2d(2 * w, 4 * w, 3, 1, 1)), nn.LeakyReLU(0.2),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )  # fmt: skip
-        self.score = sn(nn.Linear(4 * w, 1))
+        self.score = sn(nn.Linear(4 * w + 1, 1))
         self.project = sn(nn.Embedding(num_classes, 4 * w))
 
     def forward(self, x: Tensor, classes: Tensor) -> Tensor:
         h = self.trunk(x)
-        return self.score(h).squeeze(1) + (self.project(classes) * h).sum(1)
+        # Minibatch standard deviation (Karras et al. 2018): how much the batch's features vary, as one more
+        # feature. A generator that draws one image per class gives a batch without spread, which the score sees.
+        spread = h.std(0, unbiased=False).mean() if len(h) > 1 else h.new_zeros(())
+        scored = torch.cat([h, spread.expand(len(h), 1)], 1)
+        return self.score(scored).squeeze(1) + (self.project(classes) * h).sum(1)
 
 
 def critic_loss(

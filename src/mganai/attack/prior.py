@@ -31,12 +31,23 @@ from mganai.attack.generator import ConditionalGenerator
 from mganai.config import AttackConfig
 from mganai.fl.model import seeded
 
+BETAS = (0.5, 0.999)  # one critic step per generator step: DCGAN's momentum (SN-GAN's (0, 0.9) assumes five)
+MODE_SEEKING = 1.0  # weight of the mode-seeking term against one image per class (Mao et al., CVPR 2019)
 _SHARED: dict[tuple[Any, ...], PublicPrior] = {}  # the last prior built (one entry: a sweep reuses it)
+
+
+def mode_seeking(g: ConditionalGenerator, z: Tensor, c: Tensor, k: Tensor, rng: torch.Generator) -> Tensor:
+    """MSGAN's term: small when two noises of one condition give different images (it divides by that distance),
+    so a generator that ignores its noise and draws one image per class pays for it."""
+    z2 = torch.randn(z.shape, generator=rng).to(z.device)
+    a, b = g(z, c, k), g(z2, c, k)
+    ratio = (a - b).abs().mean((1, 2, 3)) / (z - z2).abs().mean(1)
+    return (1 / (ratio + 1e-5)).mean()
 
 
 def critic_optimizer(critic: RealismCritic) -> torch.optim.Adam:
     """Adam as in the spectral-norm GAN literature (no first-moment momentum for the hinge game)."""
-    return torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.0, 0.9))
+    return torch.optim.Adam(critic.parameters(), lr=2e-4, betas=BETAS)
 
 
 @dataclass
@@ -97,7 +108,7 @@ class PublicPrior:
         """Class-conditional hinge GAN on the public images, both sides under the attack's small random warps."""
         a, device = self.cfg, self.images.device
         g, critic = self.new_generator(), self.new_critic()
-        opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.0, 0.9))
+        opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=BETAS)
         opt_c = critic_optimizer(critic)
         rng = torch.Generator().manual_seed(self.seed * 977 + 13)
         n = a.gan_batch
@@ -115,7 +126,7 @@ class PublicPrior:
             opt_c.zero_grad(set_to_none=True)
             loss_c.backward()
             opt_c.step()
-            loss_g = generator_realism(critic, fake, c)
+            loss_g = generator_realism(critic, fake, c) + MODE_SEEKING * mode_seeking(g, z, c, generic, rng)
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
