@@ -118,6 +118,11 @@ class AttackConfig:
     ensemble_size: int = 2  # local models asked per generator step, drawn at random (0: every client's)
     isolation_rebase_every: int = 5  # active: the victim's private model restarts from the shared one every K rounds
     smooth_output: bool = True  # generator draws at half resolution, bilinearly upsampled
+    # The public-data threat model (data.public / data.public_clients): the prior and its weights.
+    prior_pretrain_steps: int = 2000  # class-conditional GAN steps on the public images before the attack
+    prior_realism_weight: float = 1.0  # the critic's term (public images are real)
+    prior_class_weight: float = 1.0  # the category term (the public prior already draws the classes)
+    prior_match_weight: float = 5.0  # update matching: what moves the prior's samples to a client's style
 
 
 @dataclass
@@ -187,6 +192,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "gan_steps_per_round": 5,
             "gan_final_steps": 40,
             "gan_batch": 16,
+            "prior_pretrain_steps": 40,
         },
         "eval": {"samples_per_class": 8, "oracle_epochs": 3, "curve_every": 2, "curve_samples_per_class": 2},
     },
@@ -384,13 +390,16 @@ def _validate_attack(a: AttackConfig, d: DataConfig) -> None:
         a.ensemble_size >= 0,
         f"attack.ensemble_size must be >= 0 (0: every client's local model), got {a.ensemble_size}",
     )
-    for name in ("gan_steps_per_round", "gan_final_steps", "start_round", "jitter"):
+    for name in ("gan_steps_per_round", "gan_final_steps", "start_round", "jitter", "prior_pretrain_steps"):
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
     for name in ("inversion_lr", "gan_lr"):
         _check(getattr(a, name) > 0, f"attack.{name} must be > 0, got {getattr(a, name)}")
     _check(0 <= a.augment_rotate <= 90, f"attack.augment_rotate must be in [0, 90] degrees, got {a.augment_rotate}")
     _check(0 <= a.augment_scale < 1, f"attack.augment_scale must be in [0, 1), got {a.augment_scale}")
-    for name in ("tv_weight", "identity_weight", "match_weight", "realism_weight", "class_weight"):
+    for name in (
+        "tv_weight", "identity_weight", "match_weight", "realism_weight", "class_weight",
+        "prior_realism_weight", "prior_class_weight", "prior_match_weight",
+    ):  # fmt: skip
         _check(getattr(a, name) >= 0, f"attack.{name} must be >= 0, got {getattr(a, name)}")
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from mganai.attack.bank import RepresentativeBank
+    from mganai.attack.prior import PublicPrior
     from mganai.config import AttackConfig
     from mganai.fl.model import SharedCNN
     from mganai.threat import PublicData
@@ -66,11 +67,24 @@ def _gan(recipe: str) -> Callable[[AttackParts], Sampler]:
     def build(p: AttackParts) -> Sampler:
         from mganai.attack.gan import RECIPES, GanAttack
 
+        prior = public_prior(p)
         return GanAttack(
-            RECIPES[recipe], p.model, p.bank, p.num_classes, p.num_clients, p.cfg.victim, p.image_shape, p.cfg, p.seed
+            RECIPES[recipe],
+            *(p.model, p.bank, p.num_classes, p.num_clients, p.cfg.victim, p.image_shape, p.cfg, p.seed, prior),
         )
 
     return build
+
+
+def public_prior(p: AttackParts) -> PublicPrior | None:
+    """Under the public-data threat model, the prior every GAN method starts from (one per audit); else None."""
+    if p.public is None:
+        return None
+    from mganai.attack.prior import shared_prior
+    from mganai.device import module_device
+
+    x, y = p.public.x, p.public.y
+    return shared_prior(x, y, p.num_classes, p.num_clients, p.cfg, p.seed, module_device(p.model))
 
 
 def _replay(p: AttackParts) -> Sampler:

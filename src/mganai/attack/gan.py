@@ -24,8 +24,10 @@ from torch.func import functional_call, vmap
 
 from mganai.attack.augment import random_affine
 from mganai.attack.bank import RepresentativeBank
+from mganai.attack.critic import critic_loss, generator_realism
 from mganai.attack.discriminator import MultiTaskDiscriminator
 from mganai.attack.generator import ConditionalGenerator
+from mganai.attack.prior import PublicPrior, critic_optimizer
 from mganai.attack.representatives import labels_for, present_classes, update_match_loss
 from mganai.checkpoint import Checkpointed
 from mganai.config import AttackConfig
@@ -52,9 +54,21 @@ RECIPES = {"mganai": MGANAI, "no-identity": NO_IDENTITY, "class-gan": CLASS_GAN}
 class GanAttack(Checkpointed):
     """Observer that trains a conditional generator against a multi-task discriminator."""
 
-    STATE = ("G", "D", "opt_g", "opt_d", "rng", "rounds", "local_models", "steps_done")
+    STATE = ("G", "D", "opt_g", "opt_d", "rng", "rounds", "local_models", "steps_done", "critic", "opt_critic")
     # `shared` is an architecture copy used through functional_call (its weights live in D's state).
-    STRUCTURE = ("recipe", "bank", "cfg", "device", "num_classes", "num_clients", "victim", "G_shape", "shared")
+    STRUCTURE = (
+        "recipe",
+        "bank",
+        "cfg",
+        "device",
+        "num_classes",
+        "num_clients",
+        "victim",
+        "G_shape",
+        "shared",
+        "prior",
+        "ids",
+    )
 
     def __init__(
         self,
@@ -67,8 +81,9 @@ class GanAttack(Checkpointed):
         image_shape: tuple[int, int, int],
         cfg: AttackConfig,
         seed: int,
+        prior: PublicPrior | None = None,
     ):
-        if recipe.realism and bank is None:
+        if recipe.realism and bank is None and prior is None:
             raise ValueError("a recipe with realism needs a representative bank")
         self.recipe, self.bank, self.cfg = recipe, bank, cfg
         # Its own copy of the architecture: functional_call swaps a module's weights in place, and
@@ -77,10 +92,21 @@ class GanAttack(Checkpointed):
         self.device = module_device(shared)  # the GAN trains where the shared model lives; draws come from the CPU
         self.num_classes, self.num_clients, self.victim = num_classes, num_clients, victim
         ids = num_clients if recipe.identity else 0
-        self.G = seeded(
-            lambda: ConditionalGenerator(cfg.noise_dim, num_classes, ids, image_shape, smooth=cfg.smooth_output),
-            seed + 101,
-        ).to(self.device)
+        self.prior = prior
+        self.critic: torch.nn.Module | None = None
+        self.opt_critic: torch.optim.Optimizer | None = None
+        if prior is not None:
+            # The public prior: start from the generator pretrained on public data, keep its critic judging.
+            # Every recipe's generator is the prior's (client embeddings included); a class-level recipe always
+            # asks it as the generic client, so it never learns a federated client's style.
+            self.G, self.critic = prior.pretrained()
+            self.opt_critic = critic_optimizer(self.critic)
+        else:
+            self.G = seeded(
+                lambda: ConditionalGenerator(cfg.noise_dim, num_classes, ids, image_shape, smooth=cfg.smooth_output),
+                seed + 101,
+            ).to(self.device)
+        self.ids = ids
         self.G_shape = image_shape
         self.D = seeded(lambda: MultiTaskDiscriminator(shared, ids), seed + 202).to(self.device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
@@ -105,11 +131,15 @@ class GanAttack(Checkpointed):
         """Extra steps on the final shared model, once FL has ended."""
         self.train(final_params, self.cfg.gan_final_steps)
 
+    def _generic(self, c: Tensor) -> Tensor | None:
+        """The client id a class-level recipe draws as: none, or the prior's generic one."""
+        return None if self.prior is None else torch.full_like(c, self.num_clients)
+
     def _conditions(self, n: int) -> tuple[Tensor, Tensor, Tensor | None]:
         z = torch.randn(n, self.cfg.noise_dim, generator=self.rng).to(self.device)
         c = torch.randint(self.num_classes, (n,), generator=self.rng).to(self.device)
         if not self.recipe.identity:
-            return z, c, None
+            return z, c, self._generic(c)
         k = torch.randint(self.num_clients, (n,), generator=self.rng)
         # Half of every batch is generated as the victim: that is the output we want best.
         k[: n // 2] = self.victim
@@ -117,25 +147,34 @@ class GanAttack(Checkpointed):
 
     def train(self, shared_params: Params, steps: int) -> None:
         """`steps` alternating D/G steps with the discriminator trunk taken from `shared_params`."""
-        if steps == 0 or (self.recipe.realism and self.bank is not None and len(self.bank) == 0):
+        reps = self.recipe.realism and self.prior is None  # the paper's realism: representatives are "real"
+        if steps == 0 or (reps and self.bank is not None and len(self.bank) == 0):
             return
         self.D.load_shared(shared_params)
         self.G.train()
         n = self.cfg.gan_batch
+        a = self.cfg
         for _ in range(steps):
             z, c, k = self._conditions(n)
             fake = self._augment(self.G(z, c, k))
-            if self.recipe.realism:
+            if reps:
                 self._d_step(fake.detach(), n)
-            loss_g = self.cfg.class_weight * self._class_loss(fake, c)
-            if self.recipe.realism:
+            if self.prior is not None:
+                loss_g = a.prior_class_weight * self._class_loss(fake, c)
+                # Identity comes from update matching alone: the representatives the identity head would learn
+                # from are noise next to the public images (docs/experiments.md, 2026-12-03).
+                loss_g = loss_g + a.prior_realism_weight * self._critic_term(fake, c)
+            else:
+                loss_g = self.cfg.class_weight * self._class_loss(fake, c)
+            if reps:
                 real_logit, id_logits = self.D(fake)
                 realism = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
                 loss_g = loss_g + self.cfg.realism_weight * realism
                 if self.recipe.identity and id_logits is not None and k is not None:
                     loss_g = loss_g + self.cfg.identity_weight * F.cross_entropy(id_logits, k)
-            if self.recipe.update_match and self.rounds and self.cfg.match_weight > 0:
-                loss_g = loss_g + self.cfg.match_weight * self._match_loss()
+            match_weight = a.prior_match_weight if self.prior is not None else a.match_weight
+            if self.recipe.update_match and self.rounds and match_weight > 0:
+                loss_g = loss_g + match_weight * self._match_loss()
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
@@ -177,6 +216,16 @@ class GanAttack(Checkpointed):
         # The victim's term counts as much as all the others together: its data is the target.
         return per_client.mean() + (per_client * victim).sum()
 
+    def _critic_term(self, fake: Tensor, c: Tensor) -> Tensor:
+        """One critic step (public images real, `fake` generated), then the generator's realism loss."""
+        assert self.prior is not None and self.critic is not None and self.opt_critic is not None
+        real, real_y = self.prior.sample(len(fake), self.rng)
+        loss = critic_loss(self.critic, self._augment(real), real_y, fake, c)  # type: ignore[arg-type]
+        self.opt_critic.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_critic.step()
+        return generator_realism(self.critic, fake, c)  # type: ignore[arg-type]
+
     def _d_step(self, fake: Tensor, n: int) -> None:
         assert self.bank is not None
         x, _, owner = self.bank.pool()
@@ -193,13 +242,13 @@ class GanAttack(Checkpointed):
 
     @torch.no_grad()
     def generate(self, classes: Tensor, seed: int, client: int | None = None) -> Tensor:
-        """Samples 'as the victim (or `client`), class c' for each entry of `classes`, on the CPU; a generator
-        without identity ignores `client`."""
+        """Samples 'as client `client` (default: the victim), class c' for each entry of `classes`, on the CPU.
+        A class-level recipe draws the same samples whoever is asked for."""
         gen = torch.Generator().manual_seed(seed)
         z = torch.randn(len(classes), self.cfg.noise_dim, generator=gen).to(self.device)
         classes = classes.to(self.device)
         who = self.victim if client is None else client
-        k = torch.full_like(classes, who) if self.recipe.identity else None
+        k = torch.full_like(classes, who) if self.recipe.identity else self._generic(classes)
         self.G.eval()
         out = self.G(z, classes, k)
         self.G.train()

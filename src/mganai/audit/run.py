@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from mganai.attack.gan import GanAttack
 from mganai.audit.artefacts import write_artefacts, write_outputs
 from mganai.audit.checkpointing import AuditCheckpoints, RunControl, restore_trace, trace_state
 from mganai.audit.plan import Plan, make_plan
@@ -36,6 +37,7 @@ from mganai.data.public import load_federation
 from mganai.device import one_thread, resolve_device, set_determinism
 from mganai.eval.curves import CurveProbe
 from mganai.eval.metrics import other_clients
+from mganai.methods import METHODS
 from mganai.threat import PublicData, threat_model
 
 
@@ -85,8 +87,12 @@ def _audit(cfg: RunConfig, out: Path, run_fl: FLRunner, runtime: str, control: R
     probes = curve_probes(cfg, data, oracle)
     shield = f", defense {cfg.defense.name}" if cfg.defense.name != "none" else ""
     say(f"FL + attacks: {cfg.fl.rounds} rounds{shield}, {_traces_line(plan)}")
+    if public is not None and any(METHODS[m].recipe for m in plan.methods):
+        steps = cfg.attack.prior_pretrain_steps
+        say(f"public prior: the GANs first learn the {len(public.y)} public images ({steps} steps)")
     t1 = time.perf_counter()
     base, traces = _run_traces(cfg, data, public, plan, device, run_fl, probes, ckpt, timing)
+    timing.update(_prior_timing(traces))
     say(f"FL + attacks: done in {time.perf_counter() - t1:.1f} s, FL test accuracy {base.fl.test_accuracy[-1]:.3f}")
     metrics: dict[str, Any] = {
         "threat_model": threat_model(public),
@@ -188,6 +194,13 @@ def _run_traces(
     if active is not None:
         traces.update({m: active for m in plan.active})
     return base, traces
+
+
+def _prior_timing(traces: dict[str, Trace]) -> dict[str, float]:
+    """`public_prior_s`: the public prior's pretraining (part of the FL + attacks phase), when there was one."""
+    gans = [s for t in traces.values() for s in t.samplers.values() if isinstance(s, GanAttack)]
+    priors = {id(g.prior): g.prior for g in gans if g.prior is not None}
+    return {"public_prior_s": sum(p.seconds for p in priors.values())} if priors else {}
 
 
 def _curves_and_active_fl(

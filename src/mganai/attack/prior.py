@@ -1,0 +1,160 @@
+"""The public-data prior: a generator and a realism critic that know what the data looks like.
+
+Under the `public-data` threat model the server holds images of the same kind from
+people outside the federation (GGL, Li et al. CVPR 2022; GIAS, Jeon et al. NeurIPS
+2021). Before the attack, a class-conditional GAN learns to draw them: the
+generator (conditioned on a "generic" client id, one past the federation's) and a
+realism critic (`mganai.attack.critic`). Every GAN method of the audit then starts
+from that generator, its client embeddings set to the generic one, and keeps the
+critic judging its samples against the public images, so its samples stay data-like
+while the identity and update terms move them to a client's style.
+
+The pretraining runs once per process for a given public set and settings
+(`shared_prior`: every method and both FL traces of an audit, and every point of a
+sweep, start from the same one) and is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from mganai.attack.augment import random_affine
+from mganai.attack.critic import RealismCritic, critic_loss, generator_realism
+from mganai.attack.generator import ConditionalGenerator
+from mganai.config import AttackConfig
+from mganai.fl.model import seeded
+
+BETAS = (0.5, 0.999)  # one critic step per generator step: DCGAN's momentum (SN-GAN's (0, 0.9) assumes five)
+MODE_SEEKING = 1.0  # weight of the mode-seeking term against one image per class (Mao et al., CVPR 2019)
+_SHARED: dict[tuple[Any, ...], PublicPrior] = {}  # the last prior built (one entry: a sweep reuses it)
+
+
+def mode_seeking(g: ConditionalGenerator, z: Tensor, c: Tensor, k: Tensor, rng: torch.Generator) -> Tensor:
+    """MSGAN's term: small when two noises of one condition give different images (it divides by that distance),
+    so a generator that ignores its noise and draws one image per class pays for it."""
+    z2 = torch.randn(z.shape, generator=rng).to(z.device)
+    a, b = g(z, c, k), g(z2, c, k)
+    ratio = (a - b).abs().mean((1, 2, 3)) / (z - z2).abs().mean(1)
+    return (1 / (ratio + 1e-5)).mean()
+
+
+def critic_optimizer(critic: RealismCritic) -> torch.optim.Adam:
+    """Adam as in the spectral-norm GAN literature (no first-moment momentum for the hinge game)."""
+    return torch.optim.Adam(critic.parameters(), lr=2e-4, betas=BETAS)
+
+
+@dataclass
+class PublicPrior:
+    """Public images and labels on the attack's device, and the generator/critic pretrained on them (lazily, once)."""
+
+    images: Tensor  # [M, C, H, W] in [-1, 1], the federation's shape
+    labels: Tensor  # [M]
+    num_classes: int
+    num_clients: int  # the federation's: the generator's generic id is this index
+    cfg: AttackConfig
+    seed: int
+    seconds: float = 0.0  # pretraining time, for metrics.json
+    source: tuple[Tensor, Tensor] | None = field(default=None, repr=False)  # the tensors `shared_prior` was given
+    _state: dict[str, Any] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def new_generator(self) -> ConditionalGenerator:
+        a = self.cfg
+        c, h, w = (int(v) for v in self.images.shape[1:])
+        return seeded(
+            lambda: ConditionalGenerator(
+                a.noise_dim, self.num_classes, self.num_clients + 1, (c, h, w), smooth=a.smooth_output
+            ),
+            self.seed + 101,
+        ).to(self.images.device)
+
+    def new_critic(self) -> RealismCritic:
+        return seeded(lambda: RealismCritic(self.images.shape[1], self.num_classes), self.seed + 303).to(
+            self.images.device
+        )
+
+    def pretrain(self) -> float:
+        """Pretrain once (later calls return at once); the seconds the pretraining took."""
+        with self._lock:
+            if self._state is None:
+                start = time.perf_counter()
+                self._state = self._pretrain()
+                self.seconds = time.perf_counter() - start
+        return self.seconds
+
+    def pretrained(self) -> tuple[ConditionalGenerator, RealismCritic]:
+        """Fresh copies of the pretrained generator and critic (pretraining first if need be)."""
+        self.pretrain()
+        assert self._state is not None
+        g, c = self.new_generator(), self.new_critic()
+        g.load_state_dict(copy.deepcopy(self._state["G"]))
+        c.load_state_dict(copy.deepcopy(self._state["critic"]))
+        with torch.no_grad():  # every client starts where the generic one is
+            g.client_emb.weight[: self.num_clients] = g.client_emb.weight[self.num_clients]  # type: ignore[union-attr]
+        return g, c
+
+    def sample(self, n: int, rng: torch.Generator) -> tuple[Tensor, Tensor]:
+        pick = torch.randint(len(self.labels), (n,), generator=rng)
+        return self.images[pick.to(self.images.device)], self.labels[pick.to(self.labels.device)]
+
+    def _pretrain(self) -> dict[str, Any]:
+        """Class-conditional hinge GAN on the public images, both sides under the attack's small random warps."""
+        a, device = self.cfg, self.images.device
+        g, critic = self.new_generator(), self.new_critic()
+        opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=BETAS)
+        opt_c = critic_optimizer(critic)
+        rng = torch.Generator().manual_seed(self.seed * 977 + 13)
+        n = a.gan_batch
+        generic = torch.full((n,), self.num_clients, dtype=torch.long, device=device)
+
+        def warp(x: Tensor) -> Tensor:
+            return random_affine(x, rng, a.jitter, a.augment_rotate, a.augment_scale)
+
+        for _ in range(a.prior_pretrain_steps):
+            real, real_y = self.sample(n, rng)
+            z = torch.randn(n, a.noise_dim, generator=rng).to(device)
+            c = torch.randint(self.num_classes, (n,), generator=rng).to(device)
+            fake = warp(g(z, c, generic))
+            loss_c = critic_loss(critic, warp(real), real_y, fake, c)
+            opt_c.zero_grad(set_to_none=True)
+            loss_c.backward()
+            opt_c.step()
+            loss_g = generator_realism(critic, fake, c) + MODE_SEEKING * mode_seeking(g, z, c, generic, rng)
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+        return {"G": g.state_dict(), "critic": critic.state_dict()}
+
+
+def _pretraining_key(cfg: AttackConfig) -> tuple[Any, ...]:
+    """The settings the pretraining depends on (not the victim, the methods or the attack's later weights)."""
+    keys: tuple[str, ...] = ("noise_dim", "smooth_output", "prior_pretrain_steps", "gan_batch", "jitter")
+    keys += ("augment_rotate", "augment_scale")
+    return tuple(getattr(cfg, k) for k in keys)
+
+
+def shared_prior(
+    images: Tensor,
+    labels: Tensor,
+    num_classes: int,
+    num_clients: int,
+    cfg: AttackConfig,
+    seed: int,
+    device: torch.device,
+) -> PublicPrior:
+    """The prior for these public images and settings, built once and shared (pretrained on first use)."""
+    key = (id(images), id(labels), num_classes, num_clients, _pretraining_key(cfg), seed, str(device))
+    prior = _SHARED.get(key)
+    if prior is None:
+        _SHARED.clear()
+        prior = PublicPrior(images.to(device), labels.to(device), num_classes, num_clients, cfg, seed)
+        prior.source = (images, labels)  # keeps the ids in the key from being reused by other tensors
+        _SHARED[key] = prior
+    return prior
