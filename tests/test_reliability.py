@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import mganai.cli as cli
 from mganai import checkpoint
-from mganai.cli import main
+from mganai.cli import main, parse
+from mganai.cli.run import _resumed_config
+from mganai.cli.stop_request import StopRequest
 from mganai.data.federated import ClientData, FederatedDataset
 from mganai.fl.faults import dropouts, screen_updates, update_norms
 from mganai.fl.observers import RoundObservation
@@ -302,7 +303,7 @@ def test_every_output_file_is_written_atomically(runs):
 def _interrupt_at(monkeypatch, boundary: int, error: type[BaseException] | None = None) -> None:
     """Make the n-th between-rounds check report SIGTERM (or raise `error`: a crash, no checkpoint of its own)."""
     calls = {"n": 0}
-    real = cli._StopRequest.__call__
+    real = StopRequest.__call__
 
     def stop(self):
         calls["n"] += 1
@@ -312,7 +313,7 @@ def _interrupt_at(monkeypatch, boundary: int, error: type[BaseException] | None 
             return signal.SIGTERM
         return real(self)
 
-    monkeypatch.setattr(cli._StopRequest, "__call__", stop)
+    monkeypatch.setattr(StopRequest, "__call__", stop)
 
 
 def _assert_samerun_cli(whole: Path, resumed: Path) -> None:
@@ -481,7 +482,7 @@ def test_resume_with_other_settings_is_refused(runs, interrupted):
 def test_resume_on_another_device_is_refused(interrupted):
     path = interrupted / "checkpoint.pt"
     # naming the device is no change of settings (it says where, not what)...
-    cfg, _ = cli._resumed_config(cli._parser().parse_args(["run", "--resume", str(interrupted), "--device", "cpu"]))
+    cfg, _ = _resumed_config(parse(["run", "--resume", str(interrupted), "--device", "cpu"]))
     assert cfg.device == "cpu"
     # ...but the tensors of a checkpoint stay on the device they were saved from
     payload = checkpoint.load(path)
