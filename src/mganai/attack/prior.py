@@ -7,7 +7,7 @@ generator (conditioned on a "generic" client id, one past the federation's) and 
 realism critic (`mganai.attack.critic`). Every GAN method of the audit then starts
 from that generator, its client embeddings set to the generic one, and keeps the
 critic judging its samples against the public images, so its samples stay data-like
-while the identity and update terms move them to a client's style.
+while the update-matching term moves them to a client's style.
 
 The pretraining runs once per process for a given public set and settings
 (`shared_prior`: every method and both FL traces of an audit, and every point of a
@@ -46,7 +46,7 @@ def mode_seeking(g: ConditionalGenerator, z: Tensor, c: Tensor, k: Tensor, rng: 
 
 
 def critic_optimizer(critic: RealismCritic) -> torch.optim.Adam:
-    """Adam as in the spectral-norm GAN literature (no first-moment momentum for the hinge game)."""
+    """The critic's Adam, with the generator's pretraining momentum (`BETAS`)."""
     return torch.optim.Adam(critic.parameters(), lr=2e-4, betas=BETAS)
 
 
