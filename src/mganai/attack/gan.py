@@ -67,7 +67,6 @@ class GanAttack(Checkpointed):
         "G_shape",
         "shared",
         "prior",
-        "ids",
     )
 
     def __init__(
@@ -106,7 +105,6 @@ class GanAttack(Checkpointed):
                 lambda: ConditionalGenerator(cfg.noise_dim, num_classes, ids, image_shape, smooth=cfg.smooth_output),
                 seed + 101,
             ).to(self.device)
-        self.ids = ids
         self.G_shape = image_shape
         self.D = seeded(lambda: MultiTaskDiscriminator(shared, ids), seed + 202).to(self.device)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.999))
