@@ -17,18 +17,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; exit 2 for what the user can fix, 130 on Ctrl-C, 1 when outputs cannot be written."""
     args = parse(argv)
     try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "flower-sim":
-            return cmd_flower_sim(args)
-        if args.command == "config":
-            return cmd_config(args)
-        if args.command == "report":
-            return cmd_report(args)
-        if args.command == "compare":
-            return cmd_compare(args)
-        if args.command == "sweep":
-            return cmd_sweep(args)
+        commands = {  # looked up at each call, so a test can patch a command in this module
+            "run": cmd_run,
+            "flower-sim": cmd_flower_sim,
+            "config": cmd_config,
+            "report": cmd_report,
+            "compare": cmd_compare,
+            "sweep": cmd_sweep,
+        }
+        return commands[args.command](args)
     except MganaiError as exc:  # settings, data, checkpoints, run directories: one line, exit 2
         print(f"mganai: error: {exc}", file=sys.stderr)
         return 2
@@ -38,4 +35,3 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # disk full, a directory that vanished: every output is atomic, nothing is half-written
         print(f"mganai: error: cannot write the outputs: {exc}", file=sys.stderr)
         return 1
-    return 1  # pragma: no cover - argparse rejects unknown commands
