@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -33,21 +33,20 @@ from mganai.audit import FLRunner, run_audit
 from mganai.config import RunConfig, build_config, load_toml
 from mganai.data import FederatedDataset
 from mganai.data.public import load_federation
-from mganai.device import resolve_device, set_determinism
-from mganai.fl.client import client_generator, make_plan, train_loop
-from mganai.fl.model import Params, SharedCNN, params_device
+from mganai.device import resolve_device
+from mganai.fl.model import Params, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
-from mganai.fl.recipe import LocalRecipe, local_recipe
+from mganai.fl.recipe import local_recipe
 from mganai.fl.server import FLResult, accuracy
 from mganai.fl.settle import DefenseSteps
 from mganai.flower.defenses import client_mods, server_steps, wrap_strategy
-from mganai.flower.strategy import (
-    CLIENT_KEY,
-    RECIPE_KEYS,
-    AuditStrategy,
-    accuracy_fn,
-    params_from_record,
-    record_from_params,
+from mganai.flower.secagg import check_secagg, secagg_client_app, secagg_fl
+from mganai.flower.strategy import CLIENT_KEY, AuditStrategy, accuracy_fn, params_from_record, record_from_params
+from mganai.flower.training import (
+    DatasetFn,
+    client_device,
+    number,
+    train_client,
 )
 
 ROUND_TIMEOUT_S = 600.0  # longest wait for a round's replies
@@ -77,57 +76,12 @@ def cached_dataset(cfg: RunConfig) -> FederatedDataset:
     return _DATA[key]
 
 
-DatasetFn = Callable[[RunConfig], FederatedDataset]
-N = TypeVar("N", int, float)
-
-
-def _number(value: object, kind: type[N]) -> N:
-    """A number from a Flower record (whose values may also be lists, strings or bytes)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number in a Flower record, got {value!r}")
-    return kind(value)
-
-
-def recipe_from_config(config: Any) -> LocalRecipe | None:
-    """The local training recipe a round's config carries (`RECIPE_KEYS`), or None when the server sent none."""
-    if not all(key in config for key in RECIPE_KEYS.values()):
-        return None
-    v = {field: config[key] for field, key in RECIPE_KEYS.items()}
-    return LocalRecipe(
-        _number(v["lr"], float),
-        _number(v["momentum"], float),
-        _number(v["local_epochs"], int),
-        _number(v["batch_size"], int),
-        _number(v["local_steps"], int),
-    )
-
-
 def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: DatasetFn = cached_dataset) -> RecordDict:
     """One client's training round: the model it was sent -> its trained model, sample count, id."""
-    data = dataset(cfg)
-    if not 0 <= client < data.num_clients:
-        raise ValueError(
-            f"partition-id {client} is outside 0..{data.num_clients - 1} (data.clients={data.num_clients})"
-        )
-    # The client's own machine: its GPU when it has one (one the server's --device names may not exist
-    # here, and Ray shows a simulated client only the GPU share it was given), unless told to use the CPU.
-    device = resolve_device("cpu" if cfg.device == "cpu" else "auto")
-    set_determinism(device)
-    own = data.clients[client]
-    shape = data.image_shape
-    model = SharedCNN(shape[0], data.num_classes, shape[1]).to(device)
-    start = params_from_record(content.array_records["arrays"], device)
-    config = content.config_records["config"]
-    t = _number(config["server-round"], int) - 1
-    # The recipe the server sent; a server that sends none gets the one our settings give for this round.
-    recipe = recipe_from_config(config) or local_recipe(cfg.fl, t)
-    gen = client_generator(cfg.seed, t, client)
-    plan = make_plan([len(own.y_train)], recipe.batch_size, recipe.local_epochs, [gen], recipe.local_steps)
-    stacked = {n: v.unsqueeze(0) for n, v in start.items()}
-    x, y = own.x_train.to(device), own.y_train.to(device)
-    ends = train_loop(model, stacked, [x], [y], plan, recipe.lr, recipe.momentum)
-    metrics = MetricRecord({"num-examples": len(own.y_train), CLIENT_KEY: client})
-    return RecordDict({"arrays": record_from_params({n: v[0] for n, v in ends.items()}), "metrics": metrics})
+    start = params_from_record(content.array_records["arrays"], client_device(cfg))
+    ends, n = train_client(cfg, client, start, content.config_records["config"], dataset)
+    metrics = MetricRecord({"num-examples": n, CLIENT_KEY: client})
+    return RecordDict({"arrays": record_from_params(ends), "metrics": metrics})
 
 
 def make_client_app(cfg: RunConfig | None = None, dataset: DatasetFn = cached_dataset) -> ClientApp:
@@ -136,6 +90,8 @@ def make_client_app(cfg: RunConfig | None = None, dataset: DatasetFn = cached_da
     `dataset` loads the federation from the config (per process, so it should cache;
     bench/throughput.py passes a larger, resampled one).
     """
+    if cfg is not None and cfg.defense.name == "secagg":  # SecAgg+ needs a legacy ClientApp
+        return secagg_client_app(cfg, dataset)
     # local-dp's default δ is 1/(10·N) for the N clients that train, as in the simulator
     app = ClientApp(mods=client_mods(cfg, dataset(cfg).num_clients) if cfg and cfg.defense.name != "none" else [])
 
@@ -195,7 +151,7 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         )
         known.update(audit.node_to_client)
         final = params_from_record(result.arrays, device) if len(result.arrays) else dict(init)
-        accs = [_number(result.evaluate_metrics_serverapp[r]["accuracy"], float) for r in range(1, cfg.fl.rounds + 1)]
+        accs = [number(result.evaluate_metrics_serverapp[r]["accuracy"], float) for r in range(1, cfg.fl.rounds + 1)]
         return FLResult(
             final_params=final,
             test_accuracy=accs,
@@ -215,7 +171,8 @@ def make_server_app(cfg: RunConfig | None = None) -> ServerApp:
     def main(grid: Grid, context: Context) -> None:
         run_cfg = copy.deepcopy(cfg) if cfg else config_from_run_config(dict(context.run_config))
         run_cfg.fl.engine = "loop"  # what the ClientApps run (one client each), so metrics.json says so
-        run_audit(run_cfg, Path(run_cfg.out), run_fl=flower_fl(grid), runtime="flower")
+        run_fl = secagg_fl(grid, context, ROUND_TIMEOUT_S) if run_cfg.defense.name == "secagg" else flower_fl(grid)
+        run_audit(run_cfg, Path(run_cfg.out), run_fl=run_fl, runtime="flower")
 
     return app
 
@@ -268,6 +225,9 @@ def run_flower_simulation(cfg: RunConfig, workers: int = 2, verbose: bool = Fals
         },
         "client_resources": {"num_cpus": 1.0, "num_gpus": gpu_share},
     }
+    num_clients = cached_dataset(cfg).num_clients  # one node per client that trains (and a bad --public fails here)
+    if cfg.defense.name == "secagg":
+        check_secagg(cfg, num_clients)
     out = Path(cfg.out) / "metrics.json"
     before = out.stat().st_mtime_ns if out.exists() else None
     try:
@@ -277,9 +237,7 @@ def run_flower_simulation(cfg: RunConfig, workers: int = 2, verbose: bool = Fals
             run_simulation(
                 server_app=make_server_app(cfg),
                 client_app=make_client_app(cfg),
-                num_supernodes=cached_dataset(
-                    cfg
-                ).num_clients,  # one per client that trains (and a bad --public fails here)
+                num_supernodes=num_clients,
                 backend_config=backend,  # type: ignore[arg-type]
                 verbose_logging=verbose,
             )

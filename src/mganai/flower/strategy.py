@@ -43,16 +43,9 @@ from mganai.fl.model import Params, clone_params
 from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.recipe import LocalRecipe
 from mganai.fl.settle import NO_DEFENSE, DefenseSteps, RoundUpdates, rejection_message, settle_round
+from mganai.flower.training import RECIPE_KEYS
 
 CLIENT_KEY = "partition-id"
-# `LocalRecipe` field -> key in a training round's ConfigRecord
-RECIPE_KEYS = {
-    "lr": "lr",
-    "momentum": "momentum",
-    "local_epochs": "local-epochs",
-    "batch_size": "batch-size",
-    "local_steps": "local-steps",
-}
 
 
 def params_from_record(record: ArrayRecord, device: torch.device | str = "cpu") -> Params:
