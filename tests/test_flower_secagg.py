@@ -175,3 +175,46 @@ reps_per_client = 4
 oracle_epochs = 1
 samples_per_class = 2
 """
+
+
+def _run_config(clients: int, rounds: int, **extra) -> dict:
+    """Flower's run config for the deployment's apps, as `flwr run --run-config` would give it."""
+    base = {"data.clients": clients, "fl.rounds": rounds, "fl.local_epochs": 1, "fl.engine": "loop", "seed": 0}
+    return {**base, "attack.methods": "none", "defense.name": "secagg", **extra}
+
+
+def test_the_deployments_client_app_runs_secaggplus_when_the_run_config_says_secagg(task_identity, monkeypatch):
+    """`flwr run`'s ClientApp is built before any run config exists; it must still put secaggplus_mod in front."""
+    from mganai.flower.app import config_from_run_config, make_client_app
+
+    cfg, data, model, init = _task(1)
+    baked = Recorder()
+    _flower_secagg(cfg, data, model, init, [baked], monkeypatch)
+    run_config = _run_config(3, 1)
+    app = make_client_app(dataset=lambda c: data)  # what examples/flower/pyproject.toml's clientapp is
+    grid = InProcessGrid(app, data.num_clients, run_config=run_config)
+    deployed = Recorder()
+    run = secagg_fl(grid, Context(1, 0, {}, RecordDict(), run_config))
+    run_cfg = config_from_run_config(run_config)
+    run(model, init, data, run_cfg, [deployed], None, lambda t, a: None, defense_steps(run_cfg.defense, run_cfg.seed))
+    assert deployed.seen[0].client_ids == [AGGREGATE]
+    assert all(torch.equal(deployed.seen[0].updates[n], baked.seen[0].updates[n]) for n in init)
+
+
+def test_the_same_seed_samples_the_same_clients_under_secaggplus(task_identity):
+    """fl.client_fraction < 1: Flower samples with Python's `random`, which the ServerApp seeds per FL run."""
+    import random
+
+    cfg = build_config({}, {**_run_config(4, 3, **{"fl.client_fraction": 0.5}), "defense.name": "secagg"})
+    data = load_dataset(cfg.data, cfg.seed)
+    shape = data.image_shape
+    model = SharedCNN(shape[0], data.num_classes, shape[1])
+    init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed))
+    runs = []
+    for noise in (1, 2):
+        random.seed(noise)  # whatever the process drew before must not matter
+        grid = InProcessGrid(secagg_client_app(cfg, lambda c: data), data.num_clients)
+        run = secagg_fl(grid, Context(1, 0, {}, RecordDict(), {}))
+        runs.append(run(model, init, data, cfg, [], None, lambda t, a: None, defense_steps(cfg.defense, cfg.seed)))
+    assert runs[0].participants == runs[1].participants
+    assert all(len(ids) == 2 for ids in runs[0].participants)

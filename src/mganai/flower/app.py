@@ -11,7 +11,9 @@ partition id so the server can tell clients apart.
 Settings: `make_server_app(cfg)` / `make_client_app(cfg)` bake a `RunConfig` in
 (`mganai flower-sim`); the module-level `server_app` / `client_app` read it from
 Flower's run config instead (`flwr run` on a deployment: dotted keys as in our
-TOML, e.g. `fl.rounds=3`, plus `config-file` for a TOML file).
+TOML, e.g. `fl.rounds=3` or `defense.name='secagg'`, plus `config-file` for a TOML
+file). The defense decides both apps' shape (under secagg, SecAgg+'s workflow and
+mod), so the deployment's ClientApp is built per run config (`RunConfigClientApp`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,14 @@ from mganai.fl.server import FLResult, accuracy
 from mganai.fl.settle import DefenseSteps
 from mganai.flower.defenses import client_mods, server_steps, wrap_strategy
 from mganai.flower.secagg import check_secagg, secagg_client_app, secagg_fl
-from mganai.flower.strategy import CLIENT_KEY, AuditStrategy, accuracy_fn, params_from_record, record_from_params
+from mganai.flower.strategy import (
+    CLIENT_KEY,
+    AuditStrategy,
+    accuracy_fn,
+    params_from_record,
+    record_from_params,
+    seed_node_sampling,
+)
 from mganai.flower.training import (
     DatasetFn,
     client_device,
@@ -85,23 +94,50 @@ def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: Datas
 
 
 def make_client_app(cfg: RunConfig | None = None, dataset: DatasetFn = cached_dataset) -> ClientApp:
-    """A ClientApp training on partition `node_config['partition-id']` of our dataset.
+    """A ClientApp training on partition `node_config['partition-id']` of our dataset, with `cfg`'s defense.
 
-    `dataset` loads the federation from the config (per process, so it should cache;
+    Without `cfg` (`flwr run`), a `RunConfigClientApp`: the settings, the defense among them, come from
+    Flower's run config. `dataset` loads the federation from the config (per process, so it should cache;
     bench/throughput.py passes a larger, resampled one).
     """
-    if cfg is not None and cfg.defense.name == "secagg":  # SecAgg+ needs a legacy ClientApp
+    if cfg is None:
+        return RunConfigClientApp(dataset)
+    if cfg.defense.name == "secagg":  # SecAgg+ needs a legacy ClientApp
         return secagg_client_app(cfg, dataset)
     # local-dp's default δ is 1/(10·N) for the N clients that train, as in the simulator
-    app = ClientApp(mods=client_mods(cfg, dataset(cfg).num_clients) if cfg and cfg.defense.name != "none" else [])
+    app = ClientApp(mods=client_mods(cfg, dataset(cfg).num_clients) if cfg.defense.name != "none" else [])
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        run_cfg = cfg or config_from_run_config(dict(context.run_config))
         client = int(context.node_config[CLIENT_KEY])
-        return Message(content=train_reply(run_cfg, client, msg.content, dataset), reply_to=msg)
+        return Message(content=train_reply(cfg, client, msg.content, dataset), reply_to=msg)
 
     return app
+
+
+class RunConfigClientApp(ClientApp):
+    """The ClientApp of `flwr run`: each message goes to the ClientApp `make_client_app` builds for the run's config.
+
+    A ClientApp's mods (a DP mod, `secaggplus_mod`) are fixed when it is built, but a deployment's ClientApp is
+    built when its module is imported, before Flower hands it a run config (that comes with each message, in
+    its `Context`). So this one builds the real ClientApp from the first message's run config, mods included,
+    and keeps it per config (a SuperNode may serve several runs).
+    """
+
+    def __init__(self, dataset: DatasetFn = cached_dataset):
+        super().__init__()
+        self.dataset = dataset
+        self._apps: dict[str, ClientApp] = {}
+
+    def app_for(self, run_config: dict[str, Any]) -> ClientApp:
+        """The ClientApp for one run config (built once)."""
+        key = json.dumps(run_config, sort_keys=True, default=str)
+        if key not in self._apps:
+            self._apps[key] = make_client_app(config_from_run_config(run_config), self.dataset)
+        return self._apps[key]
+
+    def __call__(self, message: Message, context: Context) -> Message:
+        return self.app_for(dict(context.run_config))(message, context)
 
 
 def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
@@ -125,6 +161,7 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         device = params_device(init)  # where run_audit put the model: the attack computes there
         x_test, y_test = (t.to(device) for t in data.heldout()[:2])
         n = data.num_clients
+        seed_node_sampling(cfg.seed)  # every trace samples as the one before it
         audit = AuditStrategy(
             observers,
             dispatcher,

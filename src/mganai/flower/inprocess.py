@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid
@@ -22,12 +23,20 @@ FIRST_NODE = 100  # node ids FIRST_NODE + k for partition k: ids say nothing abo
 
 
 class InProcessGrid(Grid):
-    """Nodes FIRST_NODE..FIRST_NODE+N-1, node FIRST_NODE+k with `partition-id` k, each answered by `app`."""
+    """Nodes FIRST_NODE..FIRST_NODE+N-1, node FIRST_NODE+k with `partition-id` k, each answered by `app`.
 
-    def __init__(self, app: Callable[[Message, Context], Message], num_nodes: int, run_id: int = 1):
+    Every node's `Context` carries `run_config` (Flower's run config, as `flwr run` would give it)."""
+
+    def __init__(
+        self,
+        app: Callable[[Message, Context], Message],
+        num_nodes: int,
+        run_id: int = 1,
+        run_config: dict[str, Any] | None = None,
+    ):
         self.app = app
         self.contexts = {
-            FIRST_NODE + k: Context(run_id, FIRST_NODE + k, {"partition-id": k}, RecordDict(), {})
+            FIRST_NODE + k: Context(run_id, FIRST_NODE + k, {"partition-id": k}, RecordDict(), dict(run_config or {}))
             for k in range(num_nodes)
         }
         self._run = Run.create_empty(run_id)

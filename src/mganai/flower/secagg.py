@@ -64,7 +64,7 @@ from mganai.fl.recipe import LocalRecipe, local_recipe
 from mganai.fl.server import FLResult, accuracy, warn
 from mganai.fl.settle import DefenseSteps, RoundUpdates, rejection_message, settle_round
 from mganai.flower.defenses import seeded_numpy_mod
-from mganai.flower.strategy import CLIENT_KEY
+from mganai.flower.strategy import CLIENT_KEY, seed_node_sampling
 from mganai.flower.training import RECIPE_KEYS, DatasetFn, client_device, train_client
 
 MODULUS = 2**32  # SecAgg+'s modulus (Flower's default and its largest)
@@ -275,6 +275,8 @@ def secagg_fl(grid: Grid, context: Context, timeout: float | None = None) -> FLR
     ) -> FLResult:
         if dispatcher is not None:
             raise ValueError("secure aggregation cannot send one client a model of its own (the active attack)")
+        check_secagg(cfg, data.num_clients)  # flower-sim checked before starting; `flwr run` reaches this first
+        seed_node_sampling(cfg.seed)  # the clients Flower samples and SecAgg+'s shuffle of them
         device = params_device(init)
         x_test, y_test = (v.to(device) for v in data.heldout()[:2])
         n = data.num_clients
