@@ -396,3 +396,22 @@ def test_both_runtimes_settle_every_round_through_the_one_function(task_identity
             assert torch.equal(a_out.observation.updates[n], b_out.observation.updates[n]), n
         assert a_out.aggregated == b_out.aggregated and a_out.rejected == b_out.rejected
     assert sim_log[1][1].aggregated == [0, 1]  # the isolated victim (client 2) is observed, not averaged
+
+
+def test_the_same_seed_samples_the_same_clients_in_the_flower_path(task_identity) -> None:
+    """fl.client_fraction < 1: Flower's FedAvg samples with Python's `random`, which the ServerApp seeds per FL run."""
+    import random
+
+    from mganai.fl.settle import NO_DEFENSE
+    from mganai.flower.app import flower_fl, make_client_app
+    from mganai.flower.inprocess import InProcessGrid
+
+    cfg, data, model, init = _fl_task(3, settings={"data.clients": 6, "fl.client_fraction": 0.5})
+    runs = []
+    for noise in (1, 2):
+        random.seed(noise)  # whatever the process drew before must not matter
+        grid = InProcessGrid(make_client_app(cfg, dataset=lambda c: data), data.num_clients)
+        runs.append(flower_fl(grid)(model, init, data, cfg, [], None, lambda t, a: None, NO_DEFENSE))
+    assert runs[0].participants == runs[1].participants
+    assert all(len(ids) == 3 for ids in runs[0].participants)
+    assert len({tuple(ids) for ids in runs[0].participants}) > 1  # it does sample: not the same 3 every round
