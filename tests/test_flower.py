@@ -330,7 +330,9 @@ def test_quiet_flower_sim_prints_only_the_summary(tmp_path: Path) -> None:
 @pytest.mark.loopback
 @pytest.mark.subprocess
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the loopback script finds processes through /proc")
-def test_loopback_deployment(tmp_path: Path) -> None:
+@pytest.mark.parametrize("defense", ["none", "secagg"])
+def test_loopback_deployment(tmp_path: Path, defense: str) -> None:
+    """A real SuperLink and SuperNodes; under secagg the ClientApps take SecAgg+'s mod from the run config."""
     out = tmp_path / "out"
     done = subprocess.run(
         [
@@ -342,24 +344,41 @@ def test_loopback_deployment(tmp_path: Path) -> None:
             "2",
             "--methods",
             "mganai-passive",
+            "--defense",
+            defense,
             "--out",
             str(out),
             "--timeout",
-            "240",
+            "400",
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=460,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
-    assert summary["status"] == "finished:completed"
+    assert summary["status"] == "finished:completed" and summary["defense"] == defense
     assert summary["leftover_processes"] == []
     assert summary["listen"] and all(a.startswith("127.0.0.1:") for a in summary["listen"])
     m = _metrics(out)
     assert m["fl"]["runtime"] == "flower" and len(m["fl"]["test_accuracy_per_round"]) == 2
+    assert m["config"]["defense"]["name"] == defense
     assert 0.0 <= m["methods"]["mganai-passive"]["joint_success"] <= 1.0
     assert (out / "mganai-passive.png").stat().st_size > 0
+
+
+@pytest.mark.subprocess
+def test_deploy_loopback_refuses_bad_settings_in_one_line_before_starting_anything(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["--nodes", "3", "--defense", "secagg", "--methods", "mganai-active", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples/flower/deploy_loopback.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "mganai-active cannot run under defense secagg" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_both_runtimes_settle_every_round_through_the_one_function(task_identity, monkeypatch) -> None:
