@@ -330,7 +330,9 @@ def test_quiet_flower_sim_prints_only_the_summary(tmp_path: Path) -> None:
 @pytest.mark.loopback
 @pytest.mark.subprocess
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the loopback script finds processes through /proc")
-def test_loopback_deployment(tmp_path: Path) -> None:
+@pytest.mark.parametrize("defense", ["none", "secagg"])
+def test_loopback_deployment(tmp_path: Path, defense: str) -> None:
+    """A real SuperLink and SuperNodes; under secagg the ClientApps take SecAgg+'s mod from the run config."""
     out = tmp_path / "out"
     done = subprocess.run(
         [
@@ -342,24 +344,41 @@ def test_loopback_deployment(tmp_path: Path) -> None:
             "2",
             "--methods",
             "mganai-passive",
+            "--defense",
+            defense,
             "--out",
             str(out),
             "--timeout",
-            "240",
+            "400",
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=460,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
-    assert summary["status"] == "finished:completed"
+    assert summary["status"] == "finished:completed" and summary["defense"] == defense
     assert summary["leftover_processes"] == []
     assert summary["listen"] and all(a.startswith("127.0.0.1:") for a in summary["listen"])
     m = _metrics(out)
     assert m["fl"]["runtime"] == "flower" and len(m["fl"]["test_accuracy_per_round"]) == 2
+    assert m["config"]["defense"]["name"] == defense
     assert 0.0 <= m["methods"]["mganai-passive"]["joint_success"] <= 1.0
     assert (out / "mganai-passive.png").stat().st_size > 0
+
+
+@pytest.mark.subprocess
+def test_deploy_loopback_refuses_bad_settings_in_one_line_before_starting_anything(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["--nodes", "3", "--defense", "secagg", "--methods", "mganai-active", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples/flower/deploy_loopback.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "mganai-active cannot run under defense secagg" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not out.exists()
 
 
 def test_both_runtimes_settle_every_round_through_the_one_function(task_identity, monkeypatch) -> None:
@@ -396,3 +415,22 @@ def test_both_runtimes_settle_every_round_through_the_one_function(task_identity
             assert torch.equal(a_out.observation.updates[n], b_out.observation.updates[n]), n
         assert a_out.aggregated == b_out.aggregated and a_out.rejected == b_out.rejected
     assert sim_log[1][1].aggregated == [0, 1]  # the isolated victim (client 2) is observed, not averaged
+
+
+def test_the_same_seed_samples_the_same_clients_in_the_flower_path(task_identity) -> None:
+    """fl.client_fraction < 1: Flower's FedAvg samples with Python's `random`, which the ServerApp seeds per FL run."""
+    import random
+
+    from mganai.fl.settle import NO_DEFENSE
+    from mganai.flower.app import flower_fl, make_client_app
+    from mganai.flower.inprocess import InProcessGrid
+
+    cfg, data, model, init = _fl_task(3, settings={"data.clients": 6, "fl.client_fraction": 0.5})
+    runs = []
+    for noise in (1, 2):
+        random.seed(noise)  # whatever the process drew before must not matter
+        grid = InProcessGrid(make_client_app(cfg, dataset=lambda c: data), data.num_clients)
+        runs.append(flower_fl(grid)(model, init, data, cfg, [], None, lambda t, a: None, NO_DEFENSE))
+    assert runs[0].participants == runs[1].participants
+    assert all(len(ids) == 3 for ids in runs[0].participants)
+    assert len({tuple(ids) for ids in runs[0].participants}) > 1  # it does sample: not the same 3 every round

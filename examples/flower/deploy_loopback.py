@@ -8,7 +8,10 @@ and stops every process it started, including the detached ones Flower spawns
 (SuperExec, ServerApp, ClientApps). Telemetry is off (FLWR_TELEMETRY_ENABLED=0),
 runtime dependency installation is off, FLWR_HOME is a temporary directory.
 
-    python examples/flower/deploy_loopback.py --nodes 3 --rounds 3 --out runs/loopback
+    python examples/flower/deploy_loopback.py --nodes 3 --rounds 3 --out runs/loopback [--defense secagg]
+
+`--defense` sets the run config's `defense.name`: under `secagg` the ServerApp runs
+Flower's `SecAggPlusWorkflow` and every ClientApp `secaggplus_mod`.
 
 Linux only (it finds processes and listening sockets through /proc). Exit code 0
 when the audit completed and every check passed; the last line says what happened.
@@ -149,8 +152,22 @@ def last_json(text: str) -> dict:
     return json.loads(text[start:])
 
 
-def deploy(nodes: int, rounds: int, out: Path, methods: str, timeout: float, logs: Path) -> dict:
-    """Run the audit on a loopback deployment; returns a summary (raises on any failure)."""
+def deploy(
+    nodes: int,
+    rounds: int,
+    out: Path,
+    methods: str,
+    timeout: float,
+    logs: Path,
+    defense: str = "none",
+    app_dir: Path = APP_DIR,
+    extra_env: dict[str, str] | None = None,
+) -> dict:
+    """Run the audit on a loopback deployment; returns a summary (raises on any failure).
+
+    `defense` goes into the run config (`defense.name`): it picks both apps' Flower components (secagg: SecAgg+).
+    `app_dir` is the Flower app `flwr run` submits; `extra_env` is added to every process's environment.
+    """
     tag = uuid.uuid4().hex
     home = Path(tempfile.mkdtemp(prefix="mganai-flwr-home-"))
     smoke = home / "smoke.toml"
@@ -160,13 +177,13 @@ def deploy(nodes: int, rounds: int, out: Path, methods: str, timeout: float, log
         f'[superlink]\ndefault = "loopback"\n\n[superlink.loopback]\n'
         f'address = "127.0.0.1:{link_port}"\ninsecure = true\n'
     )
-    env = dict(os.environ, FLWR_TELEMETRY_ENABLED="0", FLWR_HOME=str(home), **{MARKER: tag})
+    env = dict(os.environ, FLWR_TELEMETRY_ENABLED="0", FLWR_HOME=str(home), **{MARKER: tag}, **(extra_env or {}))
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # SuperLink/SuperNode spawn flower-superexec etc. by name
     env.setdefault("OMP_NUM_THREADS", "1")
     logs.mkdir(parents=True, exist_ok=True)
     procs: list[subprocess.Popen] = []
     deadline = time.monotonic() + timeout
-    summary: dict = {"nodes": nodes, "rounds": rounds, "out": str(out), "logs": str(logs)}
+    summary: dict = {"nodes": nodes, "rounds": rounds, "defense": defense, "out": str(out), "logs": str(logs)}
 
     def start(name: str, cmd: list[str]) -> None:
         log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - the child process writes it until stop_all
@@ -206,10 +223,10 @@ def deploy(nodes: int, rounds: int, out: Path, methods: str, timeout: float, log
             )
         run_config = (
             f"config-file='{smoke}' out='{out}' data.clients={nodes} fl.rounds={rounds} "
-            f"fl.local_epochs=1 attack.methods='{methods}' quiet=true"
+            f"fl.local_epochs=1 attack.methods='{methods}' defense.name='{defense}' quiet=true"
         )
         started = last_json(
-            flwr(["run", str(APP_DIR), "loopback", "--run-config", run_config, "--format", "json"], env, 120)
+            flwr(["run", str(app_dir), "loopback", "--run-config", run_config, "--format", "json"], env, 120)
         )
         if not started.get("success") or not started.get("run-id"):
             raise RuntimeError(f"flwr run did not start a run: {started}")
@@ -248,13 +265,28 @@ def deploy(nodes: int, rounds: int, out: Path, methods: str, timeout: float, log
             raise RuntimeError(f"processes survived shutdown: {survivors}")
 
 
+def check_settings(nodes: int, methods: str, defense: str) -> str:
+    """What mganai would refuse in these settings (one line), before any process starts; "" when they are fine."""
+    from mganai.config import build_config
+    from mganai.errors import ConfigError
+
+    try:
+        cfg = build_config({}, {"data.clients": nodes, "attack.methods": methods, "defense.name": defense})
+        if defense == "secagg":
+            from mganai.flower.secagg import check_secagg
+
+            check_secagg(cfg, nodes)
+    except ConfigError as exc:
+        return str(exc)
+    return ""
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description="Run the mganai Flower app on a loopback SuperLink + N SuperNodes.")
     p.add_argument("--nodes", type=int, default=3, help="SuperNodes = FL clients (default 3)")
     p.add_argument("--rounds", type=int, default=3, help="FL rounds (default 3)")
-    p.add_argument(
-        "--methods", default="mganai-passive,mganai-active", help="attack methods (default passive + active)"
-    )
+    p.add_argument("--methods", help="attack methods (default passive + active; passive only under --defense secagg)")
+    p.add_argument("--defense", default="none", help="defense.name of the run (default none; e.g. secagg)")
     p.add_argument(
         "--out", type=Path, default=Path("runs/flower-loopback"), help="where the ServerApp writes metrics.json"
     )
@@ -264,9 +296,15 @@ def main() -> int:
     if a.nodes < 2 or a.rounds < 1:
         print("deploy_loopback: error: --nodes must be >= 2 and --rounds >= 1", file=sys.stderr)
         return 2
+    methods = a.methods or ("mganai-passive" if a.defense == "secagg" else "mganai-passive,mganai-active")
+    problem = check_settings(a.nodes, methods, a.defense)
+    if problem:
+        print(f"deploy_loopback: error: {problem}", file=sys.stderr)
+        return 2
     out = a.out.resolve()
     try:
-        summary = deploy(a.nodes, a.rounds, out, a.methods, a.timeout, (a.logs or out / "logs").resolve())
+        logs = (a.logs or out / "logs").resolve()
+        summary = deploy(a.nodes, a.rounds, out, methods, a.timeout, logs, defense=a.defense)
     except (RuntimeError, TimeoutError, OSError, subprocess.TimeoutExpired, KeyError, ValueError) as exc:
         print(f"deploy_loopback: error: {exc}", file=sys.stderr)
         return 1

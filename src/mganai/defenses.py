@@ -71,6 +71,7 @@ DEFENSES: dict[str, Defense] = {
             "only the (sample-weighted) mean of the round's updates",
             individual_updates=False,
             client_ids=False,
+            flower="SecAggPlusWorkflow + secaggplus_mod",
         ),
         Defense(
             "shuffle",

@@ -11,7 +11,9 @@ partition id so the server can tell clients apart.
 Settings: `make_server_app(cfg)` / `make_client_app(cfg)` bake a `RunConfig` in
 (`mganai flower-sim`); the module-level `server_app` / `client_app` read it from
 Flower's run config instead (`flwr run` on a deployment: dotted keys as in our
-TOML, e.g. `fl.rounds=3`, plus `config-file` for a TOML file).
+TOML, e.g. `fl.rounds=3` or `defense.name='secagg'`, plus `config-file` for a TOML
+file). The defense decides both apps' shape (under secagg, SecAgg+'s workflow and
+mod), so the deployment's ClientApp is built per run config (`RunConfigClientApp`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
@@ -33,21 +35,27 @@ from mganai.audit import FLRunner, run_audit
 from mganai.config import RunConfig, build_config, load_toml
 from mganai.data import FederatedDataset
 from mganai.data.public import load_federation
-from mganai.device import resolve_device, set_determinism
-from mganai.fl.client import client_generator, make_plan, train_loop
-from mganai.fl.model import Params, SharedCNN, params_device
+from mganai.device import resolve_device
+from mganai.fl.model import Params, params_device
 from mganai.fl.observers import ModelDispatcher, ServerObserver
-from mganai.fl.recipe import LocalRecipe, local_recipe
+from mganai.fl.recipe import local_recipe
 from mganai.fl.server import FLResult, accuracy
 from mganai.fl.settle import DefenseSteps
 from mganai.flower.defenses import client_mods, server_steps, wrap_strategy
+from mganai.flower.secagg import check_secagg, secagg_client_app, secagg_fl
 from mganai.flower.strategy import (
     CLIENT_KEY,
-    RECIPE_KEYS,
     AuditStrategy,
     accuracy_fn,
     params_from_record,
     record_from_params,
+    seed_node_sampling,
+)
+from mganai.flower.training import (
+    DatasetFn,
+    client_device,
+    number,
+    train_client,
 )
 
 ROUND_TIMEOUT_S = 600.0  # longest wait for a round's replies
@@ -77,75 +85,59 @@ def cached_dataset(cfg: RunConfig) -> FederatedDataset:
     return _DATA[key]
 
 
-DatasetFn = Callable[[RunConfig], FederatedDataset]
-N = TypeVar("N", int, float)
-
-
-def _number(value: object, kind: type[N]) -> N:
-    """A number from a Flower record (whose values may also be lists, strings or bytes)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"expected a number in a Flower record, got {value!r}")
-    return kind(value)
-
-
-def recipe_from_config(config: Any) -> LocalRecipe | None:
-    """The local training recipe a round's config carries (`RECIPE_KEYS`), or None when the server sent none."""
-    if not all(key in config for key in RECIPE_KEYS.values()):
-        return None
-    v = {field: config[key] for field, key in RECIPE_KEYS.items()}
-    return LocalRecipe(
-        _number(v["lr"], float),
-        _number(v["momentum"], float),
-        _number(v["local_epochs"], int),
-        _number(v["batch_size"], int),
-        _number(v["local_steps"], int),
-    )
-
-
 def train_reply(cfg: RunConfig, client: int, content: RecordDict, dataset: DatasetFn = cached_dataset) -> RecordDict:
     """One client's training round: the model it was sent -> its trained model, sample count, id."""
-    data = dataset(cfg)
-    if not 0 <= client < data.num_clients:
-        raise ValueError(
-            f"partition-id {client} is outside 0..{data.num_clients - 1} (data.clients={data.num_clients})"
-        )
-    # The client's own machine: its GPU when it has one (one the server's --device names may not exist
-    # here, and Ray shows a simulated client only the GPU share it was given), unless told to use the CPU.
-    device = resolve_device("cpu" if cfg.device == "cpu" else "auto")
-    set_determinism(device)
-    own = data.clients[client]
-    shape = data.image_shape
-    model = SharedCNN(shape[0], data.num_classes, shape[1]).to(device)
-    start = params_from_record(content.array_records["arrays"], device)
-    config = content.config_records["config"]
-    t = _number(config["server-round"], int) - 1
-    # The recipe the server sent; a server that sends none gets the one our settings give for this round.
-    recipe = recipe_from_config(config) or local_recipe(cfg.fl, t)
-    gen = client_generator(cfg.seed, t, client)
-    plan = make_plan([len(own.y_train)], recipe.batch_size, recipe.local_epochs, [gen], recipe.local_steps)
-    stacked = {n: v.unsqueeze(0) for n, v in start.items()}
-    x, y = own.x_train.to(device), own.y_train.to(device)
-    ends = train_loop(model, stacked, [x], [y], plan, recipe.lr, recipe.momentum)
-    metrics = MetricRecord({"num-examples": len(own.y_train), CLIENT_KEY: client})
-    return RecordDict({"arrays": record_from_params({n: v[0] for n, v in ends.items()}), "metrics": metrics})
+    start = params_from_record(content.array_records["arrays"], client_device(cfg))
+    ends, n = train_client(cfg, client, start, content.config_records["config"], dataset)
+    metrics = MetricRecord({"num-examples": n, CLIENT_KEY: client})
+    return RecordDict({"arrays": record_from_params(ends), "metrics": metrics})
 
 
 def make_client_app(cfg: RunConfig | None = None, dataset: DatasetFn = cached_dataset) -> ClientApp:
-    """A ClientApp training on partition `node_config['partition-id']` of our dataset.
+    """A ClientApp training on partition `node_config['partition-id']` of our dataset, with `cfg`'s defense.
 
-    `dataset` loads the federation from the config (per process, so it should cache;
+    Without `cfg` (`flwr run`), a `RunConfigClientApp`: the settings, the defense among them, come from
+    Flower's run config. `dataset` loads the federation from the config (per process, so it should cache;
     bench/throughput.py passes a larger, resampled one).
     """
+    if cfg is None:
+        return RunConfigClientApp(dataset)
+    if cfg.defense.name == "secagg":  # SecAgg+ needs a legacy ClientApp
+        return secagg_client_app(cfg, dataset)
     # local-dp's default δ is 1/(10·N) for the N clients that train, as in the simulator
-    app = ClientApp(mods=client_mods(cfg, dataset(cfg).num_clients) if cfg and cfg.defense.name != "none" else [])
+    app = ClientApp(mods=client_mods(cfg, dataset(cfg).num_clients) if cfg.defense.name != "none" else [])
 
     @app.train()
     def train(msg: Message, context: Context) -> Message:
-        run_cfg = cfg or config_from_run_config(dict(context.run_config))
         client = int(context.node_config[CLIENT_KEY])
-        return Message(content=train_reply(run_cfg, client, msg.content, dataset), reply_to=msg)
+        return Message(content=train_reply(cfg, client, msg.content, dataset), reply_to=msg)
 
     return app
+
+
+class RunConfigClientApp(ClientApp):
+    """The ClientApp of `flwr run`: each message goes to the ClientApp `make_client_app` builds for the run's config.
+
+    A ClientApp's mods (a DP mod, `secaggplus_mod`) are fixed when it is built, but a deployment's ClientApp is
+    built when its module is imported, before Flower hands it a run config (that comes with each message, in
+    its `Context`). So this one builds the real ClientApp from the first message's run config, mods included,
+    and keeps it per config (a SuperNode may serve several runs).
+    """
+
+    def __init__(self, dataset: DatasetFn = cached_dataset):
+        super().__init__()
+        self.dataset = dataset
+        self._apps: dict[str, ClientApp] = {}
+
+    def app_for(self, run_config: dict[str, Any]) -> ClientApp:
+        """The ClientApp for one run config (built once)."""
+        key = json.dumps(run_config, sort_keys=True, default=str)
+        if key not in self._apps:
+            self._apps[key] = make_client_app(config_from_run_config(run_config), self.dataset)
+        return self._apps[key]
+
+    def __call__(self, message: Message, context: Context) -> Message:
+        return self.app_for(dict(context.run_config))(message, context)
 
 
 def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
@@ -169,6 +161,7 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         device = params_device(init)  # where run_audit put the model: the attack computes there
         x_test, y_test = (t.to(device) for t in data.heldout()[:2])
         n = data.num_clients
+        seed_node_sampling(cfg.seed)  # every trace samples as the one before it
         audit = AuditStrategy(
             observers,
             dispatcher,
@@ -195,7 +188,7 @@ def flower_fl(grid: Grid, timeout: float = ROUND_TIMEOUT_S) -> FLRunner:
         )
         known.update(audit.node_to_client)
         final = params_from_record(result.arrays, device) if len(result.arrays) else dict(init)
-        accs = [_number(result.evaluate_metrics_serverapp[r]["accuracy"], float) for r in range(1, cfg.fl.rounds + 1)]
+        accs = [number(result.evaluate_metrics_serverapp[r]["accuracy"], float) for r in range(1, cfg.fl.rounds + 1)]
         return FLResult(
             final_params=final,
             test_accuracy=accs,
@@ -215,7 +208,8 @@ def make_server_app(cfg: RunConfig | None = None) -> ServerApp:
     def main(grid: Grid, context: Context) -> None:
         run_cfg = copy.deepcopy(cfg) if cfg else config_from_run_config(dict(context.run_config))
         run_cfg.fl.engine = "loop"  # what the ClientApps run (one client each), so metrics.json says so
-        run_audit(run_cfg, Path(run_cfg.out), run_fl=flower_fl(grid), runtime="flower")
+        run_fl = secagg_fl(grid, context, ROUND_TIMEOUT_S) if run_cfg.defense.name == "secagg" else flower_fl(grid)
+        run_audit(run_cfg, Path(run_cfg.out), run_fl=run_fl, runtime="flower")
 
     return app
 
@@ -268,6 +262,9 @@ def run_flower_simulation(cfg: RunConfig, workers: int = 2, verbose: bool = Fals
         },
         "client_resources": {"num_cpus": 1.0, "num_gpus": gpu_share},
     }
+    num_clients = cached_dataset(cfg).num_clients  # one node per client that trains (and a bad --public fails here)
+    if cfg.defense.name == "secagg":
+        check_secagg(cfg, num_clients)
     out = Path(cfg.out) / "metrics.json"
     before = out.stat().st_mtime_ns if out.exists() else None
     try:
@@ -277,9 +274,7 @@ def run_flower_simulation(cfg: RunConfig, workers: int = 2, verbose: bool = Fals
             run_simulation(
                 server_app=make_server_app(cfg),
                 client_app=make_client_app(cfg),
-                num_supernodes=cached_dataset(
-                    cfg
-                ).num_clients,  # one per client that trains (and a bad --public fails here)
+                num_supernodes=num_clients,
                 backend_config=backend,  # type: ignore[arg-type]
                 verbose_logging=verbose,
             )

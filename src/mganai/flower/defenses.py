@@ -22,8 +22,8 @@ Flower run is reproducible, but its noise is not the simulator's draw.
 deviation sensitivity·sqrt(2 ln(1.25/δ))/ε; with sensitivity C and
 ε_mod = sqrt(2 ln(1.25/δ))/σ that is σ·C, our `--dp-noise`. ε_mod is only the
 mod's parameter; the ε reported is the accountant's (`mganai.fl.accounting`).
-Secure aggregation (SecAgg+) and the shuffler are not available in this path yet
-(`mganai flower-sim` refuses them).
+Secure aggregation runs Flower's SecAgg+ through the legacy API (`mganai.flower.secagg`);
+the shuffler has no Flower component (`mganai flower-sim` refuses it).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ observers see it in `RoundObservation.recipe`, as in the simulator.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from logging import WARNING
@@ -43,16 +44,9 @@ from mganai.fl.model import Params, clone_params
 from mganai.fl.observers import ModelDispatcher, ServerObserver
 from mganai.fl.recipe import LocalRecipe
 from mganai.fl.settle import NO_DEFENSE, DefenseSteps, RoundUpdates, rejection_message, settle_round
+from mganai.flower.training import RECIPE_KEYS
 
 CLIENT_KEY = "partition-id"
-# `LocalRecipe` field -> key in a training round's ConfigRecord
-RECIPE_KEYS = {
-    "lr": "lr",
-    "momentum": "momentum",
-    "local_epochs": "local-epochs",
-    "batch_size": "batch-size",
-    "local_steps": "local-steps",
-}
 
 
 def params_from_record(record: ArrayRecord, device: torch.device | str = "cpu") -> Params:
@@ -63,6 +57,16 @@ def params_from_record(record: ArrayRecord, device: torch.device | str = "cpu") 
 def record_from_params(params: Params) -> ArrayRecord:
     """Our parameter dict as an ArrayRecord (what crosses the wire)."""
     return ArrayRecord.from_torch_state_dict({k: v.detach().cpu() for k, v in params.items()})
+
+
+def seed_node_sampling(seed: int) -> None:
+    """Seed Python's global `random`, which Flower's strategies (and SecAgg+'s shuffle) sample nodes with.
+
+    Called at the start of every FL run of a ServerApp, so under `fl.client_fraction` < 1 the same seed samples
+    the same positions in the grid's node list. Flower draws node ids at random when nodes register, so on a
+    deployment or in flower-sim the same positions are not necessarily the same clients (docs/flower.md).
+    """
+    random.seed(seed)
 
 
 def _single(records: Any, kind: str) -> Any:
