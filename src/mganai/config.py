@@ -119,7 +119,7 @@ class AttackConfig:
     isolation_rebase_every: int = 5  # active: the victim's private model restarts from the shared one every K rounds
     smooth_output: bool = True  # generator draws at half resolution, bilinearly upsampled
     # The public-data threat model (data.public / data.public_clients): the prior and its weights.
-    prior_pretrain_steps: int = 2000  # class-conditional GAN steps on the public images before the attack
+    prior_pretrain_steps: int = 2000  # steps of the class-conditional VAE on the public images before the attack
     prior_realism_weight: float = 1.0  # the critic's term (public images are real)
     prior_class_weight: float = 1.0  # the category term (the public prior already draws the classes)
     prior_match_weight: float = 5.0  # update matching: what moves the prior's samples to a client's style

@@ -2,9 +2,10 @@
 
 Under the `public-data` threat model the server holds images of the same kind from
 people outside the federation (GGL, Li et al. CVPR 2022; GIAS, Jeon et al. NeurIPS
-2021). Before the attack, a class-conditional GAN learns to draw them: the
-generator (conditioned on a "generic" client id, one past the federation's) and a
-realism critic (`mganai.attack.critic`). Every GAN method of the audit then starts
+2021). Before the attack, the generator learns to draw them as the decoder of a
+class-conditional VAE (drawing as a "generic" client id, one past the federation's),
+then a realism critic (`mganai.attack.critic`) learns the public images against the
+decoder's samples. Every GAN method of the audit then starts
 from that generator, its client embeddings set to the generic one, and keeps the
 critic judging its samples against the public images, so its samples stay data-like
 while the update-matching term moves them to a client's style.
@@ -26,23 +27,15 @@ import torch
 from torch import Tensor
 
 from mganai.attack.augment import random_affine
-from mganai.attack.critic import RealismCritic, critic_loss, generator_realism
+from mganai.attack.critic import RealismCritic, critic_loss
 from mganai.attack.generator import ConditionalGenerator
 from mganai.config import AttackConfig
 from mganai.fl.model import seeded
 
-BETAS = (0.5, 0.999)  # one critic step per generator step: DCGAN's momentum (SN-GAN's (0, 0.9) assumes five)
-MODE_SEEKING = 1.0  # weight of the mode-seeking term against one image per class (Mao et al., CVPR 2019)
+BETAS = (0.5, 0.999)  # DCGAN's Adam momentum for the critic (one critic step per generator step in the attack)
+VAE_BETA = 1.0  # weight of the VAE's KL term (a standard VAE)
+CRITIC_WARMUP = 0.15  # critic-only steps after the VAE, as a share of its steps (300 at the default 2000)
 _SHARED: dict[tuple[Any, ...], PublicPrior] = {}  # the last prior built (one entry: a sweep reuses it)
-
-
-def mode_seeking(g: ConditionalGenerator, z: Tensor, c: Tensor, k: Tensor, rng: torch.Generator) -> Tensor:
-    """MSGAN's term: small when two noises of one condition give different images (it divides by that distance),
-    so a generator that ignores its noise and draws one image per class pays for it."""
-    z2 = torch.randn(z.shape, generator=rng).to(z.device)
-    a, b = g(z, c, k), g(z2, c, k)
-    ratio = (a - b).abs().mean((1, 2, 3)) / (z - z2).abs().mean(1)
-    return (1 / (ratio + 1e-5)).mean()
 
 
 def critic_optimizer(critic: RealismCritic) -> torch.optim.Adam:
@@ -105,11 +98,17 @@ class PublicPrior:
         return self.images[pick.to(self.images.device)], self.labels[pick.to(self.labels.device)]
 
     def _pretrain(self) -> dict[str, Any]:
-        """Class-conditional hinge GAN on the public images, both sides under the attack's small random warps."""
+        """A conditional VAE on the public images (the generator is its decoder), then the critic's warm-up.
+
+        A VAE learns to draw the data in a few hundred steps where a GAN from scratch collapses or draws
+        fragments (docs/experiments.md, stop 28); the critic then learns public images against the decoder's
+        (blurry) samples, so that in the attack it sharpens them and keeps them data-like.
+        """
         a, device = self.cfg, self.images.device
         g, critic = self.new_generator(), self.new_critic()
-        opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=BETAS)
-        opt_c = critic_optimizer(critic)
+        shape = self.images.shape[1:]
+        encoder = seeded(lambda: PosteriorEncoder(shape, self.num_classes, a.noise_dim), self.seed + 404).to(device)
+        opt = torch.optim.Adam([*g.parameters(), *encoder.parameters()], lr=1e-3)
         rng = torch.Generator().manual_seed(self.seed * 977 + 13)
         n = a.gan_batch
         generic = torch.full((n,), self.num_clients, dtype=torch.long, device=device)
@@ -119,18 +118,44 @@ class PublicPrior:
 
         for _ in range(a.prior_pretrain_steps):
             real, real_y = self.sample(n, rng)
+            x = warp(real)
+            mu, log_var = encoder(x, real_y)
+            z = mu + torch.randn(mu.shape, generator=rng).to(device) * (0.5 * log_var).exp()
+            recon = (g(z, real_y, generic) - x).pow(2).sum((1, 2, 3)).mean()
+            kl = 0.5 * (mu.pow(2) + log_var.exp() - 1 - log_var).sum(1).mean()
+            opt.zero_grad(set_to_none=True)
+            (recon + VAE_BETA * kl).backward()
+            opt.step()
+        opt_c = critic_optimizer(critic)
+        for _ in range(int(CRITIC_WARMUP * a.prior_pretrain_steps)):
+            real, real_y = self.sample(n, rng)
             z = torch.randn(n, a.noise_dim, generator=rng).to(device)
             c = torch.randint(self.num_classes, (n,), generator=rng).to(device)
-            fake = warp(g(z, c, generic))
+            with torch.no_grad():
+                fake = warp(g(z, c, generic))
             loss_c = critic_loss(critic, warp(real), real_y, fake, c)
             opt_c.zero_grad(set_to_none=True)
             loss_c.backward()
             opt_c.step()
-            loss_g = generator_realism(critic, fake, c) + MODE_SEEKING * mode_seeking(g, z, c, generic, rng)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
         return {"G": g.state_dict(), "critic": critic.state_dict()}
+
+
+class PosteriorEncoder(torch.nn.Module):
+    """The VAE's encoder: image and class -> mean and log-variance of the generator's noise."""
+
+    def __init__(self, shape: torch.Size, num_classes: int, noise_dim: int, width: int = 32):
+        super().__init__()
+        c, h, w = (int(v) for v in shape)
+        self.trunk = torch.nn.Sequential(
+            torch.nn.Conv2d(c, width, 4, 2, 1), torch.nn.LeakyReLU(0.2),
+            torch.nn.Conv2d(width, 2 * width, 4, 2, 1), torch.nn.LeakyReLU(0.2), torch.nn.Flatten(),
+        )  # fmt: skip
+        self.out = torch.nn.Linear(2 * width * (h // 4) * (w // 4), 2 * noise_dim)
+        self.classes = torch.nn.Embedding(num_classes, 2 * noise_dim)
+
+    def forward(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        mu, log_var = (self.out(self.trunk(x)) + self.classes(y)).chunk(2, 1)
+        return mu, log_var
 
 
 def _pretraining_key(cfg: AttackConfig) -> tuple[Any, ...]:
