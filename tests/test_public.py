@@ -215,6 +215,22 @@ def test_only_the_attack_receives_the_public_data(tmp_path, monkeypatch):
     assert len(m["data"]["clients"]) == 3 and m["threat_model"]["public"]["clients"] == ["writer03"]
 
 
+@pytest.mark.parametrize(("methods", "bank"), [(["mganai-passive", "class-gan"], False), (["representatives"], True)])
+def test_under_public_data_only_a_method_without_a_gan_inverts_updates(methods, bank, digits4):
+    """The GANs judge realism against public images, so the representative bank (update inversion every few
+    rounds) is built only when a method that reads it directly is asked for."""
+    from mganai.audit.traces import setup_trace
+    from mganai.threat import FROM_DATASET, PublicData
+
+    cfg = build_config({}, {"data.clients": 4, "attack.prior_pretrain_steps": 2})
+    c = digits4.clients[3]
+    public = PublicData(c.x_test, c.y_test, "stand-in", FROM_DATASET)
+    with_public = setup_trace(cfg, digits4, methods, False, torch.device("cpu"), public=public)
+    without = setup_trace(cfg, digits4, methods, False, torch.device("cpu"))
+    assert (with_public.bank is not None) == bank
+    assert without.bank is not None  # updates-only: every one of these methods reads it
+
+
 # --- bad input: one line, exit 2, nothing written ----------------------------------------------------------------
 
 

@@ -126,6 +126,13 @@ class TraceSetup:
         return {k: v for k, v in objects.items() if v is not None}
 
 
+def _reads_representatives(method: str, public: PublicData | None) -> bool:
+    """Whether `method` needs the representative bank: under public data the GANs judge realism against the
+    public images instead (`GanAttack.train`), so only a method without a GAN still reads it."""
+    m = METHODS[method]
+    return m.needs_representatives and (public is None or m.recipe is None)
+
+
 def setup_trace(
     cfg: RunConfig,
     data: FederatedDataset,
@@ -144,7 +151,7 @@ def setup_trace(
     init = params_of(seeded(lambda: SharedCNN(shape[0], data.num_classes, shape[1]), cfg.seed).to(device))
     observers: list[Any] = []
     bank = None
-    if any(METHODS[m].needs_representatives for m in methods):
+    if any(_reads_representatives(m, public) for m in methods):
         bank = RepresentativeBank(model, shape, data.num_clients, a, cfg.seed)
         observers.append(bank)
     isolation = VictimIsolation(a.victim, a.start_round, a.isolation_rebase_every) if isolate else None
