@@ -39,7 +39,7 @@ _SHARED: dict[tuple[Any, ...], PublicPrior] = {}  # the last prior built (one en
 
 
 def critic_optimizer(critic: RealismCritic) -> torch.optim.Adam:
-    """The critic's Adam, with the generator's pretraining momentum (`BETAS`)."""
+    """The critic's Adam, with DCGAN's momentum (`BETAS`)."""
     return torch.optim.Adam(critic.parameters(), lr=2e-4, betas=BETAS)
 
 
