@@ -25,6 +25,7 @@ from mganai.fl.server import FedAvgSimulator
 from mganai.flower import secagg
 from mganai.flower.inprocess import InProcessGrid
 from mganai.flower.secagg import quantisation_bound, quantisation_range, secagg_client_app, secagg_fl
+from test_flower import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -162,19 +163,6 @@ def test_flower_sim_under_secagg_runs_the_class_level_attacks_from_the_aggregate
     assert flower["fl"]["test_accuracy_per_round"] == pytest.approx(sim["fl"]["test_accuracy_per_round"], abs=0.02)
     assert set(flower["methods"]) == {"mganai-passive", "class-gan"}
     assert (tmp_path / "flower" / "mganai-passive.png").stat().st_size > 0
-
-
-TINY = """
-[attack]
-start_round = 1
-gan_steps_per_round = 2
-gan_final_steps = 5
-inversion_steps = 3
-reps_per_client = 4
-[eval]
-oracle_epochs = 1
-samples_per_class = 2
-"""
 
 
 def _run_config(clients: int, rounds: int, **extra) -> dict:
