@@ -1,0 +1,238 @@
+"""Lab benchmark (issue 23): can update matching find a client's *camera*, given public photos?
+
+A different generator for the public-data threat model, tried outside the attack:
+the content is the server's public images of the asked class, and the only thing
+conditioned on the client is a small differentiable camera (colour matrix, gains,
+offsets, per-channel gamma, vignetting, barrel/pincushion distortion, blur or
+sharpening, sensor noise: 20 numbers per client for colour images). Nothing can
+collapse (the content is real public images) and nothing can draw noise textures
+(every output is a photo through a lens); the question is whether the updates
+carry a client's acquisition well enough to fit it.
+
+For each seed: the dataset with `--public-clients` clients withheld (as `mganai run
+--public-clients`), FL with the default recipe, the default open-set judge; then
+one camera per federated client fitted at once by update matching (every observed
+round, 16 public images per client per step), and every client scored as the victim:
+its camera over 20 public images per class, judged against the same images through
+the other clients' cameras (`as others`). `--fit judge` fits the cameras to the
+judge's identity head instead: a diagnostic upper bound on what the camera family
+can express, which no attacker has.
+
+    .venv/bin/python bench/camera_style.py --dataset folder:DIR --public-clients 3 --seeds 10,11 [--png grid.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mganai.attack.representatives import labels_for, present_classes, update_match_loss
+from mganai.config import RunConfig
+from mganai.data.public import load_federation
+from mganai.device import set_determinism
+from mganai.eval.metrics import nn_ssim, oracle_rates, real_data_reference, sample_diversity
+from mganai.eval.oracle import Oracle, train_oracle
+from mganai.fl.model import SharedCNN, params_of, seeded
+from mganai.fl.observers import RoundObservation
+from mganai.fl.server import FedAvgSimulator
+from mganai.io import write_png
+from mganai.report.grids import class_rows, panel_grid
+
+
+class Camera(nn.Module):
+    """One camera per client: a bounded photometric and lens model applied to images in [-1, 1]."""
+
+    def __init__(self, clients: int, channels: int, side: int, seed: int, blur: bool = True):
+        super().__init__()
+        self.can_blur = blur
+        c = channels
+        self.matrix = nn.Parameter(torch.zeros(clients, c, c))
+        self.gain, self.offset, self.gamma = (nn.Parameter(torch.zeros(clients, c)) for _ in range(3))
+        self.vignette, self.distortion, self.blur, self.sharpen, self.noise = (
+            nn.Parameter(torch.zeros(clients)) for _ in range(5)
+        )
+        yy, xx = torch.meshgrid(torch.linspace(-1, 1, side), torch.linspace(-1, 1, side), indexing="ij")
+        self.register_buffer("grid", torch.stack([xx, yy], -1)[None])
+        self.register_buffer("r2", (xx**2 + yy**2)[None, None])
+        self.register_buffer("kernel", torch.tensor([[1.0, 2, 1], [2, 4, 2], [1, 2, 1]]).expand(c, 1, 3, 3) / 16)
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def _smooth(self, u: Tensor) -> Tensor:
+        return F.conv2d(F.pad(u, (1, 1, 1, 1), mode="replicate"), self.kernel, groups=u.shape[1])
+
+    def forward(self, x: Tensor, k: Tensor) -> Tensor:
+        c = x.shape[1]
+
+        def off(p: Tensor) -> Tensor:  # a per-client scalar, 0 at the start, in (0, 1)
+            return torch.sigmoid(3 * p[k] - 3)[:, None, None, None]
+
+        u = (x + 1) / 2
+        m = torch.eye(c) + 0.15 * torch.tanh(self.matrix[k])
+        u = torch.einsum("bij,bjhw->bihw", m, u * torch.exp(0.25 * torch.tanh(self.gain[k]))[..., None, None])
+        u = u + 0.1 * torch.tanh(self.offset[k])[..., None, None]
+        u = u.clamp(1e-3, 1) ** torch.exp(0.5 * torch.tanh(self.gamma[k]))[..., None, None]
+        u = u * (1 - 0.5 * off(self.vignette) * self.r2)
+        once = self._smooth(u)
+        blur = off(self.blur) if self.can_blur else 0.0
+        u = u + blur * (self._smooth(once) - u) + 0.5 * off(self.sharpen) * (u - once)
+        u = u + 0.08 * off(self.noise) * torch.randn(u.shape, generator=self.rng)
+        d = 0.3 * torch.tanh(self.distortion[k])[:, None, None, None]
+        u = F.grid_sample(u, self.grid * (1 + d * self.r2.squeeze(1)[..., None]), align_corners=True)
+        return (u * 2 - 1).clamp(-1, 1)
+
+
+class Rounds:
+    """Every round the server observed."""
+
+    def __init__(self) -> None:
+        self.seen: list[RoundObservation] = []
+
+    def observe(self, obs: RoundObservation) -> None:
+        self.seen.append(obs)
+
+
+def fit(
+    camera: Camera,
+    model: SharedCNN,
+    rounds: list[RoundObservation],
+    public: tuple[Tensor, Tensor],
+    oracle: Oracle | None,
+    steps: int,
+    per_client: int,
+    gen: torch.Generator,
+    class_weight: float = 0.0,
+) -> None:
+    """Fit every client's camera at once: to its updates (`oracle` None), or to the judge's identity head."""
+    px, py = public
+    by_class = [torch.nonzero(py == c).flatten() for c in range(int(py.max()) + 1)]
+    opt = torch.optim.Adam(camera.parameters(), lr=0.05)
+    if oracle is not None:
+        oracle.net.eval().requires_grad_(False)
+    for _ in range(steps):
+        obs = rounds[int(torch.randint(len(rounds), (1,), generator=gen))]
+        ids = torch.tensor(obs.client_ids)
+        labels = labels_for(present_classes(obs.updates), per_client)
+        pick = [
+            by_class[int(c)][int(torch.randint(len(by_class[int(c)]), (1,), generator=gen))] for c in labels.flatten()
+        ]
+        x = camera(px[torch.stack(pick)], ids.repeat_interleave(per_client))
+        if oracle is None:
+            loss = update_match_loss(model, obs.sent, obs.updates, x.view(*labels.shape, *x.shape[1:]), labels).sum()
+        else:
+            loss = F.cross_entropy(oracle.net(x)[0], ids.repeat_interleave(per_client)) * len(ids)
+        if class_weight:  # the asked class for the last shared model the server sent
+            logits = torch.func.functional_call(model, rounds[-1].global_params, (x,))
+            loss = loss + class_weight * len(ids) * F.cross_entropy(logits, labels.flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def one_seed(args: argparse.Namespace, seed: int) -> list[dict[str, float]]:
+    cfg = RunConfig()
+    cfg.seed, cfg.data.dataset, cfg.data.public_clients = seed, args.dataset, args.public_clients
+    fed = load_federation(cfg.data, 0, seed)
+    data, public = fed.data, fed.public
+    assert public is not None
+    c, h, _ = data.image_shape
+    model = SharedCNN(c, data.num_classes, h)
+    init = params_of(seeded(lambda: SharedCNN(c, data.num_classes, h), seed))
+    rounds = Rounds()
+    t0 = time.perf_counter()
+    result = FedAvgSimulator(model, init, data, cfg.fl, seed, observers=[rounds]).run()
+    oracle = train_oracle(data, seed + cfg.eval.oracle_seed_offset, cfg.eval.oracle_epochs)
+    t1 = time.perf_counter()
+    camera = Camera(data.num_clients, c, h, seed, blur=not args.no_blur)
+    gen = torch.Generator().manual_seed(seed)
+    kept = [o for o in rounds.seen if o.round >= cfg.attack.start_round]
+    fit(
+        camera,
+        model,
+        kept,
+        (public.x, public.y),
+        oracle if args.fit == "judge" else None,
+        args.steps,
+        16,
+        gen,
+        args.class_weight,
+    )
+    t2 = time.perf_counter()
+    print(
+        f"seed {seed}: FL {result.test_accuracy[-1]:.3f}, FL + judge {t1 - t0:.0f} s, fit {t2 - t1:.0f} s", flush=True
+    )
+    classes = torch.arange(data.num_classes).repeat_interleave(20)
+    draw = torch.Generator().manual_seed(seed + 1)
+    pick = [torch.nonzero(public.y == int(y)).flatten() for y in classes]
+    content = public.x[torch.stack([p[int(torch.randint(len(p), (1,), generator=draw))] for p in pick])]
+    with torch.no_grad():
+        outs = [camera(content, torch.full_like(classes, k)) for k in range(data.num_clients)]
+    rows = []
+    for k in range(data.num_clients):
+        s = oracle_rates(oracle, outs[k], classes, k)
+        others = [
+            oracle_rates(oracle, outs[j], classes, k)["victim_identity_rate"] for j in range(data.num_clients) if j != k
+        ]
+        ref = real_data_reference(data, k)
+        sim = nn_ssim(data, outs[k], classes, k)
+        row = {
+            "identity": s["victim_identity_rate"],
+            "as_others": statistics.mean(others),
+            "joint": s["joint_success"],
+            "data_like": s["data_like_rate"],
+            "nn_ssim": sim["nn_ssim_victim"],
+            "floor": ref["heldout_nn_ssim_others"],
+            "diversity": sample_diversity(outs[k], classes) / ref["victim_diversity"],
+        }
+        row["advantage"] = row["identity"] - row["as_others"]
+        rows.append(row)
+        print(
+            f"  client {k}: advantage {row['advantage']:+.3f} (identity {row['identity']:.3f}, as others "
+            f"{row['as_others']:.3f}) joint {row['joint']:.3f} data-like {row['data_like']:.2f} NN-SSIM "
+            f"{row['nn_ssim']:.3f} (floor {row['floor']:.3f}) diversity {row['diversity']:.2f}",
+            flush=True,
+        )
+    if args.png:
+        v = data.clients[args.png_client]
+        panels = [
+            class_rows(content, classes, data.num_classes, 6),
+            class_rows(outs[args.png_client], classes, data.num_classes, 6),
+        ]
+        write_png(
+            f"{args.png}.seed{seed}.png", panel_grid([*panels, class_rows(v.x_train, v.y_train, data.num_classes, 6)])
+        )
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", required=True, help="a dataset spec, e.g. folder:DIR")
+    p.add_argument("--public-clients", type=int, default=3)
+    p.add_argument("--seeds", default="10")
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--fit", choices=("updates", "judge"), default="updates")
+    p.add_argument(
+        "--png", help="write PREFIX.seedS.png: public content | client's camera over it | client's real data"
+    )
+    p.add_argument("--png-client", type=int, default=1)
+    p.add_argument("--no-blur", action="store_true", help="the camera may sharpen but not blur")
+    p.add_argument("--class-weight", type=float, default=0.0, help="the asked class under the last shared model")
+    args = p.parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    set_determinism()
+    rows = [r for s in args.seeds.split(",") for r in one_seed(args, int(s))]
+    for key in ("advantage", "identity", "joint", "data_like", "diversity"):
+        vals = [r[key] for r in rows]
+        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        print(f"{key}: {statistics.mean(vals):.3f} +- {sd:.3f}, min {min(vals):.3f} over {len(vals)} clients x seeds")
+    above = sum(r["nn_ssim"] > r["floor"] for r in rows)
+    print(f"NN-SSIM above the other-client floor: {above} of {len(rows)}")
+
+
+if __name__ == "__main__":
+    main()
