@@ -69,7 +69,7 @@ class Camera(nn.Module):
     def forward(self, x: Tensor, k: Tensor) -> Tensor:
         c = x.shape[1]
 
-        def off(p: Tensor) -> Tensor:  # a per-client scalar, 0 at the start, in (0, 1)
+        def off(p: Tensor) -> Tensor:  # a per-client strength in (0, 1), 0.05 at the start
             return torch.sigmoid(3 * p[k] - 3)[:, None, None, None]
 
         u = (x + 1) / 2
