@@ -38,6 +38,7 @@ from mganai.data.public import load_federation
 from mganai.device import set_determinism
 from mganai.eval.metrics import nn_ssim, oracle_rates, real_data_reference, sample_diversity
 from mganai.eval.oracle import Oracle, train_oracle
+from mganai.fl.client import stacked_grads
 from mganai.fl.model import SharedCNN, params_of, seeded
 from mganai.fl.observers import RoundObservation
 from mganai.fl.server import FedAvgSimulator
@@ -97,6 +98,22 @@ class Rounds:
         self.seen.append(obs)
 
 
+def difference_match_loss(
+    model: SharedCNN, obs: RoundObservation, images: Tensor, labels: Tensor, first: bool = False, centre: bool = True
+) -> Tensor:
+    """Sum over clients of 1 - cos(g_k - mean g, -(u_k - mean u)): the part of each update that is not the
+    round's common direction, against the part of each simulated gradient that is not the common one."""
+    names = [n for n in sorted(obs.updates) if not first or n.startswith("features.0.")]
+    k = labels.shape[0]
+    g = stacked_grads(model, obs.sent, images, labels, images.new_ones(labels.shape), create_graph=True)
+    assert g is not None
+    grads = torch.cat([g[n].reshape(k, -1) for n in names], dim=1)
+    target = torch.cat([-obs.updates[n].reshape(k, -1) for n in names], dim=1)
+    if centre:
+        grads, target = grads - grads.mean(0), target - target.mean(0)
+    return (1 - F.cosine_similarity(grads, target, dim=1)).sum()
+
+
 def fit(
     camera: Camera,
     model: SharedCNN,
@@ -107,6 +124,9 @@ def fit(
     per_client: int,
     gen: torch.Generator,
     class_weight: float = 0.0,
+    local_class_weight: float = 0.0,
+    difference: bool = False,
+    first_layer: bool = False,
 ) -> None:
     """Fit every client's camera at once: to its updates (`oracle` None), or to the judge's identity head."""
     px, py = public
@@ -118,17 +138,28 @@ def fit(
         obs = rounds[int(torch.randint(len(rounds), (1,), generator=gen))]
         ids = torch.tensor(obs.client_ids)
         labels = labels_for(present_classes(obs.updates), per_client)
-        pick = [
-            by_class[int(c)][int(torch.randint(len(by_class[int(c)]), (1,), generator=gen))] for c in labels.flatten()
-        ]
-        x = camera(px[torch.stack(pick)], ids.repeat_interleave(per_client))
-        if oracle is None:
+        if difference:  # one content batch for every client: their simulated gradients differ by the camera alone
+            labels = labels[:1].expand_as(labels)
+        rows = labels[:1] if difference else labels
+        pick = torch.stack(
+            [by_class[int(c)][int(torch.randint(len(by_class[int(c)]), (1,), generator=gen))] for c in rows.flatten()]
+        )
+        x = camera(px[pick.repeat(len(labels) // len(rows))], ids.repeat_interleave(per_client))
+        if oracle is None and (difference or first_layer):
+            xs = x.view(*labels.shape, *x.shape[1:])
+            loss = difference_match_loss(model, obs, xs, labels, first_layer, centre=difference)
+        elif oracle is None:
             loss = update_match_loss(model, obs.sent, obs.updates, x.view(*labels.shape, *x.shape[1:]), labels).sum()
         else:
             loss = F.cross_entropy(oracle.net(x)[0], ids.repeat_interleave(per_client)) * len(ids)
         if class_weight:  # the asked class for the last shared model the server sent
             logits = torch.func.functional_call(model, rounds[-1].global_params, (x,))
             loss = loss + class_weight * len(ids) * F.cross_entropy(logits, labels.flatten())
+        if local_class_weight:  # the asked class for each client's own model (sent + update): it knows its camera
+            local = {n: obs.sent[n] + obs.updates[n] for n in obs.sent}
+            xs = x.view(*labels.shape, *x.shape[1:])
+            logits = torch.func.vmap(lambda q, xi: torch.func.functional_call(model, q, (xi,)))(local, xs)
+            loss = loss + local_class_weight * len(ids) * F.cross_entropy(logits.flatten(0, 1), labels.flatten())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -161,6 +192,9 @@ def one_seed(args: argparse.Namespace, seed: int) -> list[dict[str, float]]:
         16,
         gen,
         args.class_weight,
+        args.local_class_weight,
+        args.difference,
+        args.first_layer,
     )
     t2 = time.perf_counter()
     print(
@@ -222,6 +256,9 @@ def main() -> None:
     p.add_argument("--png-client", type=int, default=1)
     p.add_argument("--no-blur", action="store_true", help="the camera may sharpen but not blur")
     p.add_argument("--class-weight", type=float, default=0.0, help="the asked class under the last shared model")
+    p.add_argument("--first-layer", action="store_true", help="match the first convolution's update only")
+    p.add_argument("--difference", action="store_true", help="match updates minus the round's mean update")
+    p.add_argument("--local-class-weight", type=float, default=0.0, help="the asked class under each client's model")
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     set_determinism()
