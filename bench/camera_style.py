@@ -138,7 +138,7 @@ def fit(
         obs = rounds[int(torch.randint(len(rounds), (1,), generator=gen))]
         ids = torch.tensor(obs.client_ids)
         labels = labels_for(present_classes(obs.updates), per_client)
-        if difference:  # one content batch for every client: their simulated gradients differ by the camera alone
+        if difference:  # one content batch (the first client's labels) for all: gradients differ by the camera alone
             labels = labels[:1].expand_as(labels)
         rows = labels[:1] if difference else labels
         pick = torch.stack(
@@ -257,7 +257,11 @@ def main() -> None:
     p.add_argument("--no-blur", action="store_true", help="the camera may sharpen but not blur")
     p.add_argument("--class-weight", type=float, default=0.0, help="the asked class under the last shared model")
     p.add_argument("--first-layer", action="store_true", help="match the first convolution's update only")
-    p.add_argument("--difference", action="store_true", help="match updates minus the round's mean update")
+    p.add_argument(
+        "--difference",
+        action="store_true",
+        help="match updates minus the round's mean update, on one content batch with the first client's labels",
+    )
     p.add_argument("--local-class-weight", type=float, default=0.0, help="the asked class under each client's model")
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
