@@ -4,21 +4,24 @@ A different generator for the public-data threat model, tried outside the attack
 the content is the server's public images of the asked class, and the only thing
 conditioned on the client is a small differentiable camera (colour matrix, gains,
 offsets, per-channel gamma, vignetting, barrel/pincushion distortion, blur or
-sharpening, sensor noise: 20 numbers per client for colour images). Nothing can
+sharpening, sensor noise: 23 numbers per client for colour images). Nothing can
 collapse (the content is real public images) and nothing can draw noise textures
 (every output is a photo through a lens); the question is whether the updates
 carry a client's acquisition well enough to fit it.
 
 For each seed: the dataset with `--public-clients` clients withheld (as `mganai run
 --public-clients`), FL with the default recipe, the default open-set judge; then
-one camera per federated client fitted at once by update matching (every observed
-round, 16 public images per client per step), and every client scored as the victim:
+one camera per federated client fitted at once by update matching (every round
+from `attack.start_round` on, 16 public images per client per step), and every client scored as the victim:
 its camera over 20 public images per class, judged against the same images through
 the other clients' cameras (`as others`). `--fit judge` fits the cameras to the
 judge's identity head instead: a diagnostic upper bound on what the camera family
-can express, which no attacker has.
+can express, which no attacker has. The other options change the objective
+(`--no-blur`, `--class-weight`, `--local-class-weight`, `--difference`,
+`--first-layer`) or fit several times and keep, per client, the fit that best
+explains its updates (`--restarts`); docs/experiments.md (stop 29) has what each gave.
 
-    .venv/bin/python bench/camera_style.py --dataset folder:DIR --public-clients 3 --seeds 10,11 [--png grid.png]
+    .venv/bin/python bench/camera_style.py --dataset folder:DIR --public-clients 3 --seeds 10,11 [--png PREFIX]
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from mganai.attack.representatives import labels_for, present_classes, update_ma
 from mganai.config import RunConfig
 from mganai.data.public import load_federation
 from mganai.device import set_determinism
+from mganai.errors import MganaiError
 from mganai.eval.metrics import nn_ssim, oracle_rates, real_data_reference, sample_diversity
 from mganai.eval.oracle import Oracle, train_oracle
 from mganai.fl.client import stacked_grads
@@ -321,9 +325,14 @@ def main() -> None:
     )
     p.add_argument("--local-class-weight", type=float, default=0.0, help="the asked class under each client's model")
     args = p.parse_args()
+    if args.public_clients < 1 or args.restarts < 1:
+        p.error("--public-clients and --restarts must be at least 1 (the camera needs public photos)")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     set_determinism()
-    rows = [r for s in args.seeds.split(",") for r in one_seed(args, int(s))]
+    try:
+        rows = [r for s in args.seeds.split(",") for r in one_seed(args, int(s))]
+    except MganaiError as exc:  # a missing folder, a bad dataset spec, too many withheld clients: one line
+        raise SystemExit(f"camera_style: {exc}") from None
     for key in ("advantage", "identity", "joint", "data_like", "diversity"):
         vals = [r[key] for r in rows]
         sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
