@@ -110,8 +110,9 @@ class Rounds:
 def difference_match_loss(
     model: SharedCNN, obs: RoundObservation, images: Tensor, labels: Tensor, first: bool = False, centre: bool = True
 ) -> Tensor:
-    """Sum over clients of 1 - cos(g_k - mean g, -(u_k - mean u)): the part of each update that is not the
-    round's common direction, against the part of each simulated gradient that is not the common one."""
+    """Sum over clients of 1 - cos(g_k - mean g, -(u_k - mean u)) (`centre`): the part of each update that is
+    not the round's common direction, against the same part of each simulated gradient; without `centre`, plain
+    1 - cos(g_k, -u_k). `first`: the first convolution's parameters only."""
     names = [n for n in sorted(obs.updates) if not first or n.startswith("features.0.")]
     k = labels.shape[0]
     g = stacked_grads(model, obs.sent, images, labels, images.new_ones(labels.shape), create_graph=True)
