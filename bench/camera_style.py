@@ -107,6 +107,14 @@ class Rounds:
         self.seen.append(obs)
 
 
+def draw_public(public: tuple[Tensor, Tensor], classes: Tensor, gen: torch.Generator) -> Tensor:
+    """One public image of each entry's class, drawn uniformly among that class's images."""
+    px, py = public
+    by_class = {int(c): torch.nonzero(py == c).flatten() for c in classes.unique()}
+    flat = [by_class[int(c)] for c in classes.flatten()]
+    return px[torch.stack([idx[int(torch.randint(len(idx), (1,), generator=gen))] for idx in flat])]
+
+
 def difference_match_loss(
     model: SharedCNN, obs: RoundObservation, images: Tensor, labels: Tensor, first: bool = False, centre: bool = True
 ) -> Tensor:
@@ -139,8 +147,6 @@ def fit(
     first_layer: bool = False,
 ) -> None:
     """Fit every client's camera at once: to its updates (`oracle` None), or to the judge's identity head."""
-    px, py = public
-    by_class = [torch.nonzero(py == c).flatten() for c in range(int(py.max()) + 1)]
     opt = torch.optim.Adam(camera.parameters(), lr=0.05)
     if oracle is not None:
         oracle.net.eval().requires_grad_(False)
@@ -151,15 +157,13 @@ def fit(
         if difference:  # one content batch (the first client's labels) for all: gradients differ by the camera alone
             labels = labels[:1].expand_as(labels)
         rows = labels[:1] if difference else labels
-        pick = torch.stack(
-            [by_class[int(c)][int(torch.randint(len(by_class[int(c)]), (1,), generator=gen))] for c in rows.flatten()]
-        )
-        x = camera(px[pick.repeat(len(labels) // len(rows))], ids.repeat_interleave(per_client))
+        content = draw_public(public, rows, gen)
+        x = camera(content.repeat(len(labels) // len(rows), 1, 1, 1), ids.repeat_interleave(per_client))
+        xs = x.view(*labels.shape, *x.shape[1:])  # [K, R, C, H, W]: client k's batch in row k
         if oracle is None and (difference or first_layer):
-            xs = x.view(*labels.shape, *x.shape[1:])
             loss = difference_match_loss(model, obs, xs, labels, first_layer, centre=difference)
         elif oracle is None:
-            loss = update_match_loss(model, obs.sent, obs.updates, x.view(*labels.shape, *x.shape[1:]), labels).sum()
+            loss = update_match_loss(model, obs.sent, obs.updates, xs, labels).sum()
         else:
             loss = F.cross_entropy(oracle.net(x)[0], ids.repeat_interleave(per_client)) * len(ids)
         if class_weight:  # the asked class for the last shared model the server sent
@@ -167,7 +171,6 @@ def fit(
             loss = loss + class_weight * len(ids) * F.cross_entropy(logits, labels.flatten())
         if local_class_weight:  # the asked class for each client's own model (sent + update): it knows its camera
             local = {n: obs.sent[n] + obs.updates[n] for n in obs.sent}
-            xs = x.view(*labels.shape, *x.shape[1:])
             logits = torch.func.vmap(lambda q, xi: torch.func.functional_call(model, q, (xi,)))(local, xs)
             loss = loss + local_class_weight * len(ids) * F.cross_entropy(logits.flatten(0, 1), labels.flatten())
         opt.zero_grad(set_to_none=True)
@@ -180,17 +183,12 @@ def match_scores(
 ) -> Tensor:
     """Each client's mean 1 - cos over every kept round, on content drawn the same way for every camera: [K].
     What the attacker can compare restarts by (lower: the camera explains the client's updates better)."""
-    px, py = public
     gen = torch.Generator().manual_seed(seed + 99)
-    by_class = [torch.nonzero(py == c).flatten() for c in range(int(py.max()) + 1)]
     total = torch.zeros(len(rounds[0].client_ids))
     for obs in rounds:
         labels = labels_for(present_classes(obs.updates), 16)
-        pick = torch.stack(
-            [by_class[int(c)][int(torch.randint(len(by_class[int(c)]), (1,), generator=gen))] for c in labels.flatten()]
-        )
         ids = torch.tensor(obs.client_ids)
-        x = camera(px[pick], ids.repeat_interleave(16)).detach()
+        x = camera(draw_public(public, labels, gen), ids.repeat_interleave(16)).detach()
         scores = update_match_loss(model, obs.sent, obs.updates, x.view(*labels.shape, *x.shape[1:]), labels)
         total[ids] += scores.detach()
     return total / len(rounds)
@@ -262,8 +260,7 @@ def one_seed(args: argparse.Namespace, seed: int) -> list[dict[str, float]]:
     )
     classes = torch.arange(data.num_classes).repeat_interleave(20)
     draw = torch.Generator().manual_seed(seed + 1)
-    pick = [torch.nonzero(public.y == int(y)).flatten() for y in classes]
-    content = public.x[torch.stack([p[int(torch.randint(len(p), (1,), generator=draw))] for p in pick])]
+    content = draw_public((public.x, public.y), classes, draw)
     with torch.no_grad():
         outs = [camera(content, torch.full_like(classes, k)) for k in range(data.num_clients)]
     rows = []
